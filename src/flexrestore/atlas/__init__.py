@@ -1,0 +1,1 @@
+"""Adapter for the MongoDB Atlas Admin API v2 (flex clusters and their backups)."""

@@ -1,0 +1,67 @@
+"""The one settings model. It reads the environment once per container (see ``get_settings``).
+
+Every variable is documented in README.md (Configuration reference) and set by template.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class SettingsError(RuntimeError):
+    """A required setting is missing or malformed. Names the variable, never a secret."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    # Atlas
+    atlas_base_url: str = Field("https://cloud.mongodb.com", alias="ATLAS_BASE_URL")
+    atlas_secret_id: str | None = Field(None, alias="ATLAS_SECRET_ID")
+    atlas_timeout_seconds: float = Field(10.0, alias="ATLAS_TIMEOUT_SECONDS", gt=0, le=60)
+
+    # AWS resources
+    state_machine_arn: str | None = Field(None, alias="STATE_MACHINE_ARN")
+    restores_table: str | None = Field(None, alias="RESTORES_TABLE")
+    idempotency_table: str | None = Field(None, alias="IDEMPOTENCY_TABLE")
+    notification_topic_arn: str | None = Field(None, alias="NOTIFICATION_TOPIC_ARN")
+    event_bus_name: str = Field("default", alias="EVENT_BUS_NAME")
+
+    # Poll loop
+    poll_deadline_seconds: int = Field(3600, alias="POLL_DEADLINE_SECONDS", ge=60, le=86400)
+
+    # Alarm-driven recovery: JSON object {alarmName: restore request}
+    recovery_plans: str = Field("{}", alias="RECOVERY_PLANS")
+
+    # Target safety (issue: target guards)
+    protected_targets: str = Field("", alias="PROTECTED_TARGETS")
+    protected_tag_key: str = Field("restore-protected", alias="PROTECTED_TAG_KEY")
+    protected_tag_value: str = Field("true", alias="PROTECTED_TAG_VALUE")
+    allowed_target_projects: str = Field("", alias="ALLOWED_TARGET_PROJECTS")
+    break_glass_principals: str = Field("", alias="BREAK_GLASS_PRINCIPALS")
+    target_lock_lease_seconds: int = Field(7200, alias="TARGET_LOCK_LEASE_SECONDS", ge=60)
+
+    # Idempotency records live this long (a retried delivery within it gets the first answer)
+    idempotency_ttl_seconds: int = Field(86400, alias="IDEMPOTENCY_TTL_SECONDS", ge=60)
+
+    def require(self, name: str) -> str:
+        """The value of a setting this code path cannot work without."""
+        value = getattr(self, name)
+        if not value:
+            alias = type(self).model_fields[name].alias
+            raise SettingsError(f"{alias} is not set; template.yaml sets it for the functions that need it")
+        return str(value)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{error['loc'][0]}: {error['msg']}" for error in exc.errors(include_input=False)
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None
