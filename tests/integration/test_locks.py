@@ -11,6 +11,7 @@ from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
 from flexrestore import clock
+from flexrestore.aws import locks as locks_module
 from flexrestore.aws.clients import client
 from flexrestore.aws.locks import TargetBusy, TargetLocks, lock_id_for
 from flexrestore.aws.table_schema import BY_KIND_INDEX, BY_SOURCE_INDEX, restores_table_definition
@@ -235,3 +236,32 @@ def test_simultaneous_acquires_exactly_one_wins(locks: TargetLocks, contenders: 
     assert {busy.running_restore_id for busy in refusals} == set(winners)
     item = lock_item(lock_id_for(PROJECT, TARGET))
     assert item is not None and item["restoreId"] == {"S": winners[0]}
+
+
+def test_holder_is_read_back_when_the_error_does_not_carry_the_item(
+    locks: TargetLocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Older DynamoDB-compatible stores ignore ReturnValuesOnConditionCheckFailure: read the holder instead.
+    monkeypatch.setattr(locks_module, "_holder_from", lambda exc, lock_id: None)
+    locks.acquire(PROJECT, TARGET, restore_id="r-1", lease_seconds=LEASE)
+    with pytest.raises(TargetBusy) as refused:
+        locks.acquire(PROJECT, TARGET, restore_id="r-2", lease_seconds=LEASE)
+    assert refused.value.running_restore_id == "r-1"
+
+
+def test_a_holder_that_releases_between_write_and_read_lets_the_retry_win(
+    locks: TargetLocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock_id = locks.acquire(PROJECT, TARGET, restore_id="r-1", lease_seconds=LEASE)
+    monkeypatch.setattr(locks_module, "_holder_from", lambda exc, lock_id: None)
+    read_holder = TargetLocks._read_holder
+
+    def released_just_before_the_read(self: TargetLocks, lock_id: str) -> Any:
+        TargetLocks.release(self, lock_id, "r-1")  # the first restore finishes right now
+        return read_holder(self, lock_id)
+
+    monkeypatch.setattr(TargetLocks, "_read_holder", released_just_before_the_read)
+
+    assert locks.acquire(PROJECT, TARGET, restore_id="r-2", lease_seconds=LEASE) == lock_id
+    item = lock_item(lock_id)
+    assert item is not None and item["restoreId"] == {"S": "r-2"}
