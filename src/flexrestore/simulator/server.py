@@ -1,0 +1,394 @@
+"""AtlasSimulator: a real HTTP server on 127.0.0.1 that speaks the Atlas flex backup contract.
+
+Each request goes: token endpoint, or auth -> spec check -> scenario fault -> operation. Every request is
+logged as a :class:`Call`; a request that broke the spec is answered like Atlas answers it and also listed
+in ``violations``. The server runs on a daemon thread in-process; restore jobs move only with the clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from flexrestore import clock as clock_module
+from flexrestore.clock import Clock
+from flexrestore.simulator.auth import Authenticator
+from flexrestore.simulator.problems import AtlasProblem
+from flexrestore.simulator.seed import DEMO, seed_demo
+from flexrestore.simulator.spec import VERSIONED_MEDIA_TYPE, Match, Spec
+from flexrestore.simulator.state import AtlasState, Page, Timings
+
+TOKEN_PATH = "/api/oauth/token"
+# What the garbage scenario answers on reads: a 200 that is not JSON (an HTML page from some proxy).
+GARBAGE_BODY = (
+    b"<html><head><title>Atlas</title></head><body>upstream sent an incomplete response</body></html>"
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the simulator saw it. ``status`` is 0 when the connection was dropped unanswered.
+    ``body`` is the parsed JSON request body (the token endpoint's form without any secret), else None."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    auth_kind: str  # bearer | digest | basic | none
+    violation: str | None
+    body: Any = None
+    operation: str | None = None  # the spec's short operation id (getFlexRestoreJob, ...), "token" or None
+    at: float = 0.0  # simulator clock when the request arrived
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = VERSIONED_MEDIA_TYPE
+    raw: bytes | None = None
+    drop: bool = False
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, simulator: AtlasSimulator) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.simulator = simulator
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_all_connections(self) -> None:
+        with self.connections_lock:
+            for connection in list(self.open_connections):
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like Atlas behind its load balancer
+    server: _Server
+
+    def do_GET(self) -> None:
+        self.server.simulator._serve(self)
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence: the call log is the record, and nothing secret may reach stderr."""
+
+
+class AtlasSimulator:
+    """In-process Atlas. ``start()`` returns the base URL; also usable as a context manager."""
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        scenario: str = "ok",
+        *,
+        retry_after_seconds: int = 7,
+        timings: Timings | None = None,
+    ) -> None:
+        self._clock = clock
+        self.spec = Spec.load()
+        self.state = AtlasState(
+            now=self._now, timings=timings or Timings(), retry_after_seconds=retry_after_seconds
+        )
+        self.auth = Authenticator(
+            now=self._now,
+            service_accounts={DEMO.client_id: DEMO.client_secret},
+            api_keys={DEMO.public_key: DEMO.private_key},
+        )
+        seed_demo(self.state, self._now())
+        self.scenario = scenario
+        self._calls: list[Call] = []
+        self._log_lock = threading.Lock()
+        self._drop_next_create = False
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+        self.errors: list[str] = []  # simulator bugs (an exception while answering); should stay empty
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        if self._server is None:
+            self._server = _Server(self)
+            host, port = self._server.server_address[:2]
+            self.base_url = f"http://{host!s}:{port}"
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.01},
+                name="atlas-simulator",
+                daemon=True,
+            )
+            self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.close_all_connections()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> AtlasSimulator:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- knobs for tests and the local mode ------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock or clock_module.current()
+
+    def _now(self) -> float:
+        return self.clock.now()
+
+    @property
+    def scenario(self) -> str:
+        return self.state.scenario
+
+    @scenario.setter
+    def scenario(self, scenario: str) -> None:
+        """Switch behaviour at any time; per-operation fault counters start again."""
+        self.state.set_scenario(scenario)
+        if scenario == "token-expired":
+            self.auth.expire_next_credential()
+
+    @property
+    def retry_after_seconds(self) -> int:
+        return self.state.retry_after_seconds
+
+    @retry_after_seconds.setter
+    def retry_after_seconds(self, seconds: int) -> None:
+        self.state.retry_after_seconds = seconds
+
+    @property
+    def calls(self) -> list[Call]:
+        with self._log_lock:
+            return list(self._calls)
+
+    @property
+    def violations(self) -> list[Call]:
+        return [call for call in self.calls if call.violation is not None]
+
+    @property
+    def token_requests(self) -> int:
+        return self.auth.token_requests
+
+    @property
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        """Every restore job as Atlas would return it now (copies)."""
+        return self.state.job_bodies(self.base_url)
+
+    def add_cluster(
+        self,
+        group_id: str,
+        name: str,
+        *,
+        state_name: str = "IDLE",
+        mongodb_version: str = "8.0.15",
+        tags: Mapping[str, str] | None = None,
+        dedicated: bool = False,
+    ) -> str:
+        return self.state.add_cluster(
+            group_id,
+            name,
+            state_name=state_name,
+            mongodb_version=mongodb_version,
+            tags=tags,
+            dedicated=dedicated,
+        )
+
+    def add_snapshot(
+        self,
+        group_id: str,
+        cluster: str,
+        *,
+        status: str = "COMPLETED",
+        finished: datetime | None = None,
+        mongodb_version: str | None = None,
+    ) -> str:
+        return self.state.add_snapshot(
+            group_id, cluster, status=status, finished=finished, mongodb_version=mongodb_version
+        )
+
+    def set_target_busy(self, group_id: str, name: str, busy: bool = True) -> None:
+        """Mark a target as having a restore in progress started elsewhere (Atlas UI, another tool):
+        creates into it get 409. Jobs made through this simulator make their target busy on their own."""
+        with self.state.lock:
+            if busy:
+                self.state.busy_targets.add((group_id, name))
+            else:
+                self.state.busy_targets.discard((group_id, name))
+
+    def drop_connection_after_next_create(self) -> None:
+        """The next successful create is stored, then the socket is closed with no response."""
+        with self._log_lock:
+            self._drop_next_create = True
+
+    # -- request handling ------------------------------------------------------------------------------
+
+    def _serve(self, handler: _Handler) -> None:
+        method = handler.command
+        target = handler.path
+        split = urlsplit(target)
+        query = parse_qs(split.query, keep_blank_values=True)
+        arrived = self._now()
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        auth_kind, violation, logged_body, operation = "none", None, _json_or_none(body), None
+        try:
+            if split.path == TOKEN_PATH and method == "POST":
+                auth_kind, operation = "basic", "token"
+                form = parse_qs(body.decode("utf-8", "replace"))
+                logged_body = {k: v[-1] for k, v in form.items() if k == "grant_type"}
+                answer = self.auth.issue_token(headers, body)
+                reply = _Reply(answer.status, answer.body, content_type="application/json")
+            else:
+                found: Match | None = None
+                try:
+                    auth_kind, refusal = self.auth.authenticate(method, target, headers.get("authorization"))
+                    if refusal is not None:
+                        raise refusal
+                    found = self.spec.match(method, split.path)
+                    operation = found.operation.short_id
+                    parsed = self.spec.check_request(found, query, headers, body)
+                    fault = self.state.fault(found.operation.operation_id)
+                    if fault is not None:
+                        raise fault
+                    reply = self._operate(found, query, parsed)
+                except AtlasProblem as problem:
+                    violation = problem.violation
+                    reply = _Reply(problem.status, problem.body(), dict(problem.headers), "application/json")
+        except Exception as error:  # a simulator bug: answer like Atlas's 500 and keep it for the tests
+            self.errors.append(f"{method} {split.path}: {type(error).__name__}: {error}")
+            reply = _Reply(
+                500, AtlasProblem(500, "UNEXPECTED_ERROR", "Unexpected error.").body(), {}, "application/json"
+            )
+        self._log(
+            Call(
+                method=method,
+                path=split.path,
+                query={name: values[-1] for name, values in query.items()},
+                status=0 if reply.drop else reply.status,
+                auth_kind=auth_kind,
+                violation=violation,
+                body=logged_body,
+                operation=operation,
+                at=arrived,
+            )
+        )
+        _write(handler, reply, query)
+
+    def _operate(self, found: Match, query: Mapping[str, list[str]], body: Any) -> _Reply:
+        values = found.path_values
+        group_id, name = values["groupId"], values["name"]
+        base = self.base_url
+        operation = found.operation.operation_id
+        if operation == "createGroupFlexClusterBackupRestoreJob":
+            job = self.state.create_job(base, group_id, name, body)
+            with self._log_lock:
+                drop, self._drop_next_create = self._drop_next_create, False
+            return _Reply(200, job, drop=drop)
+        if operation == "downloadGroupFlexClusterBackup":
+            self.state.flex_cluster(group_id, name)
+            raise AtlasProblem(
+                400, "FEATURE_UNSUPPORTED", "Snapshot downloads are not available in the Atlas simulator."
+            )
+        readers: dict[str, Callable[[], dict[str, Any]]] = {
+            "getGroupFlexCluster": lambda: self.state.get_cluster(base, group_id, name),
+            "listGroupFlexClusterBackupSnapshots": lambda: self.state.list_snapshots(
+                base, group_id, name, Page.from_query(query)
+            ),
+            "getGroupFlexClusterBackupSnapshot": lambda: self.state.get_snapshot(
+                base, group_id, name, values["snapshotId"]
+            ),
+            "listGroupFlexClusterBackupRestoreJobs": lambda: self.state.list_jobs(
+                base, group_id, name, Page.from_query(query)
+            ),
+            "getGroupFlexClusterBackupRestoreJob": lambda: self.state.get_job(
+                base, group_id, name, values["restoreJobId"]
+            ),
+        }
+        result = readers[operation]()
+        if self.scenario == "garbage":
+            return _Reply(200, raw=GARBAGE_BODY)
+        return _Reply(200, result)
+
+    def _log(self, call: Call) -> None:
+        with self._log_lock:
+            self._calls.append(call)
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _write(handler: _Handler, reply: _Reply, query: Mapping[str, list[str]]) -> None:
+    if reply.drop:
+        # Atlas has stored the job; the client's connection is cut before any response byte.
+        handler.close_connection = True
+        with contextlib.suppress(OSError):
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        return
+    if reply.raw is not None:
+        payload = reply.raw
+    else:
+        body = reply.body
+        if query.get("envelope") == ["true"] and reply.status < 400:
+            # Atlas's envelope: lists carry `status` beside `results`; single resources are wrapped.
+            body = (
+                {**body, "status": reply.status}
+                if "results" in body
+                else {"status": reply.status, "content": body}
+            )
+        indent = 2 if query.get("pretty") == ["true"] else None
+        payload = json.dumps(body, indent=indent).encode()
+    try:
+        handler.send_response(reply.status)
+        handler.send_header("Content-Type", reply.content_type)
+        handler.send_header("Content-Length", str(len(payload)))
+        if reply.status < 400:
+            handler.send_header("RateLimit-Limit", "100")
+            handler.send_header("RateLimit-Remaining", "99")
+        for name, value in reply.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(payload)
+    except OSError:
+        handler.close_connection = True  # the client went away; nothing to answer
