@@ -1,0 +1,46 @@
+"""Starting the poll loop (Step Functions) for a restore.
+
+The execution is named after the restoreId, so a retried start cannot make a second loop: Step Functions
+answers ``ExecutionAlreadyExists`` (or, for the same input while it runs, returns the same execution), and
+the retry continues with the execution that is already there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flexrestore.aws.clients import client
+
+logger = logging.getLogger("flexrestore.executions")
+
+
+class Executions:
+    def __init__(self, state_machine_arn: str) -> None:
+        self.state_machine_arn = state_machine_arn
+
+    def execution_arn(self, name: str) -> str:
+        # arn:aws:states:<region>:<account>:stateMachine:<machine> → ...:execution:<machine>:<name>
+        prefix, _, machine = self.state_machine_arn.rpartition(":stateMachine:")
+        return f"{prefix}:execution:{machine}:{name}"
+
+    def start(self, name: str, execution_input: Mapping[str, Any]) -> str:
+        """Start the execution ``name`` (or find the one a crashed attempt started); its ARN."""
+        sfn = client("stepfunctions")
+        try:
+            answer = sfn.start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=name,
+                input=json.dumps(execution_input, separators=(",", ":"), ensure_ascii=False),
+            )
+            return str(answer["executionArn"])
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code != "ExecutionAlreadyExists":
+                raise
+        arn = self.execution_arn(name)
+        existing = sfn.describe_execution(executionArn=arn)
+        logger.info("execution %s already exists (%s); continuing with it", name, existing.get("status"))
+        return str(existing["executionArn"])

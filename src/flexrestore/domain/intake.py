@@ -1,0 +1,646 @@
+"""The intake flow, the same for every trigger: resolve the snapshot, run the target guards, then (exactly
+once) lock the target, record the restore, create the Atlas job and start the poll loop.
+
+Plain Python over ports: the Atlas client, the restore records, the target locks, the executions, the
+refusal audit, the metrics and an ``exactly_once`` runner (powertools idempotency in the handler) are all
+passed in, so this module knows no AWS and no HTTP.
+
+Status codes of the answers (the HTTP API sends them; schedules and alarms log and count them):
+
+====  ========================================================================================
+400   bad input (field-level), or a guard that needs a field set (self-restore, break-glass reason)
+403   a guard refused the target (protected, project not allowed, break-glass caller not allowed)
+404   Atlas does not know the project / cluster / snapshot / target; no COMPLETED snapshot at all
+409   the target is busy or locked by a running restore; the snapshot is not COMPLETED; the same
+      request is already being handled (retry later)
+422   an Idempotency-Key reused with a different request
+500   the service is misconfigured (e.g. the credentials secret is missing or malformed; the message
+      names the secret id, never a value)
+502   Atlas failed (refused our credentials, answered nonsense)
+503   Atlas is rate-limiting or unavailable; ``Retry-After`` says when to come back
+====  ========================================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flexrestore.atlas.errors import (
+    AtlasAuthError,
+    AtlasBadRequest,
+    AtlasConflict,
+    AtlasCredentialsError,
+    AtlasError,
+    AtlasNotFound,
+    AtlasRateLimited,
+    AtlasUnavailable,
+)
+from flexrestore.domain.request import RestoreRequest
+from flexrestore.domain.snapshots import SnapshotRefused, check_snapshot, choose_snapshot
+from flexrestore.domain.triggers import RequestedBy
+
+if TYPE_CHECKING:
+    from flexrestore.atlas.client import AtlasClient
+    from flexrestore.atlas.models import RestoreJob, Snapshot
+    from flexrestore.domain.guards import GuardConfig, TargetFacts, Verdict
+
+logger = logging.getLogger("flexrestore.intake")
+
+NOT_FLEX = "CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API"
+# Poll a little after Atlas's restoreScheduledDate: observed restores finish ~50 s after it.
+FIRST_POLL_AFTER_SCHEDULED_SECONDS = 45
+FIRST_POLL_MIN_SECONDS = 5
+FIRST_POLL_DEFAULT_SECONDS = 60
+# A job an earlier (crashed) attempt made can carry a restoreScheduledDate a little before the record's
+# requestedAt when clocks disagree.
+ADOPTION_TOLERANCE = timedelta(minutes=5)
+_RESTORE_ID_NAMESPACE = uuid.UUID("6f0c1d2e-8a41-4d5b-9a5e-3c1f7e2b9d40")
+_MAX_GENERATIONS = 1000
+
+
+class IntakeError(Exception):
+    """A request that ends without a restore. ``refusal`` is True when retrying the same request cannot
+    help (bad input, a guard, a busy target); False for faults (Atlas down, misconfiguration)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        refusal: bool,
+        errors: list[dict[str, str]] | None = None,
+        retry_after: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.refusal = refusal
+        self.errors = errors
+        self.retry_after = retry_after
+        self.extra = dict(extra or {})
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message, "errorCode": self.code}
+        if self.errors:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        return body
+
+
+def from_atlas(exc: AtlasError, what: str) -> IntakeError:
+    """Atlas's failure as the intake's answer; Atlas's errorCode passes through."""
+    code = exc.error_code
+    detail = f": {_short(exc.detail)}" if exc.detail else ""
+    if isinstance(exc, AtlasCredentialsError):
+        return IntakeError(500, "SERVICE_MISCONFIGURED", f"service misconfigured: {exc}", refusal=False)
+    if isinstance(exc, AtlasNotFound):
+        return IntakeError(
+            404, code or "RESOURCE_NOT_FOUND", f"Atlas does not know {what}{detail}", refusal=True
+        )
+    if isinstance(exc, AtlasBadRequest):
+        errors = None
+        if code == NOT_FLEX:
+            errors = [
+                {"field": "clusterName", "message": "must name a Flex cluster; Atlas says it is dedicated"}
+            ]
+        return IntakeError(
+            400,
+            code or "ATLAS_BAD_REQUEST",
+            f"Atlas refused the request for {what}{detail}",
+            refusal=True,
+            errors=errors,
+        )
+    if isinstance(exc, AtlasConflict):
+        return IntakeError(
+            409, code or "CONFLICT", f"Atlas reports a conflict on {what}{detail}", refusal=True
+        )
+    if isinstance(exc, AtlasRateLimited):
+        wait = math.ceil(exc.retry_after) if exc.retry_after else 60
+        return IntakeError(
+            503,
+            code or "RATE_LIMITED",
+            f"Atlas is rate-limiting requests; retry in {wait} s",
+            refusal=False,
+            retry_after=wait,
+        )
+    if isinstance(exc, AtlasUnavailable):
+        wait = math.ceil(exc.retry_after) if exc.retry_after else 30
+        return IntakeError(
+            503,
+            code or "ATLAS_UNAVAILABLE",
+            f"Atlas is unavailable ({_short(str(exc))}); retry in {wait} s",
+            refusal=False,
+            retry_after=wait,
+        )
+    if isinstance(exc, AtlasAuthError):
+        return IntakeError(
+            502,
+            code or "ATLAS_AUTH_FAILED",
+            f"Atlas refused the service's credentials (HTTP {exc.status}){detail}",
+            refusal=False,
+        )
+    return IntakeError(
+        502, code or "ATLAS_FAILED", f"Atlas failed on {what}: {_short(str(exc))}", refusal=False
+    )
+
+
+def refusal_error(verdict: Verdict) -> IntakeError:
+    """A guard's refusal as the answer: 400 with the field for input-shaped refusals, else 403/404/409."""
+    errors = (
+        [{"field": verdict.field, "message": verdict.message}]
+        if verdict.status == 400 and verdict.field
+        else None
+    )
+    return IntakeError(
+        verdict.status,
+        verdict.reason.upper().replace("-", "_"),
+        verdict.message,
+        refusal=True,
+        errors=errors,
+        extra={"guard": verdict.guard, "reason": verdict.reason},
+    )
+
+
+# --- pure helpers -----------------------------------------------------------------------------------
+
+
+def idempotency_key(kind: str, *parts: str) -> str:
+    """A stable key from its parts (hashed: header values and ARNs stay out of the key itself)."""
+    digest = hashlib.sha256("\0".join((kind, *parts)).encode("utf-8")).hexdigest()
+    return f"{kind}:{digest}"
+
+
+def request_fingerprint(request: RestoreRequest) -> str:
+    return json.dumps(request.to_wire(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def restore_id_for(key: str, generation: int = 0) -> str:
+    """The restoreId of an idempotency key: a retry after a crash finds the same restore.
+
+    ``generation`` moves on when the key's earlier restore ended without a job (a failed create, which
+    the caller may retry with the same key) or is older than the idempotency window.
+    """
+    return uuid.uuid5(_RESTORE_ID_NAMESPACE, f"{key}#{generation}").hex
+
+
+def first_poll_seconds(scheduled: datetime | None, now: datetime, *, limit: int) -> int:
+    """Seconds until the first poll: shortly after Atlas's restoreScheduledDate (+45 s)."""
+    if scheduled is None:
+        return min(FIRST_POLL_DEFAULT_SECONDS, limit)
+    wait = (scheduled - now).total_seconds() + FIRST_POLL_AFTER_SCHEDULED_SECONDS
+    return max(FIRST_POLL_MIN_SECONDS, min(math.ceil(wait), limit))
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- ports ------------------------------------------------------------------------------------------
+
+
+class Records(Protocol):
+    def get(self, restore_id: str) -> dict[str, Any] | None: ...
+    def create(self, record: dict[str, Any]) -> None: ...
+    def mark_job_created(self, restore_id: str, *, restore_job_id: str, status: str, at: str) -> None: ...
+    def set_execution(self, restore_id: str, execution_arn: str) -> None: ...
+    def mark_create_failed(self, restore_id: str, *, code: str, message: str, at: str) -> None: ...
+
+
+class Locks(Protocol):
+    def acquire(
+        self,
+        target_project_id: str,
+        target_name: str,
+        *,
+        restore_id: str,
+        lease_seconds: int,
+        now: float | None = None,
+    ) -> str: ...
+    def release(self, lock_id: str, restore_id: str) -> bool: ...
+    def holder(self, target_project_id: str, target_name: str, *, now: float | None = None) -> Any: ...
+
+
+class Executions(Protocol):
+    def start(self, name: str, execution_input: Mapping[str, Any]) -> str: ...
+
+
+class Refusals(Protocol):
+    def __call__(
+        self, *, requested_by: RequestedBy, request: RestoreRequest, verdict: Mapping[str, Any], at: str
+    ) -> str: ...
+
+
+ExactlyOnce = Callable[[str, Mapping[str, Any], Callable[[], dict[str, Any]]], dict[str, Any]]
+Count = Callable[[str, str, str], None]  # (metric name, dimension name, dimension value)
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    guards: GuardConfig
+    poll_deadline_seconds: int
+    idempotency_ttl_seconds: int
+
+
+@dataclass
+class Evaluation:
+    snapshot: Snapshot
+    facts: TargetFacts
+    verdicts: list[Verdict] = field(default_factory=list)
+
+
+@dataclass
+class Intake:
+    atlas: Callable[[], AtlasClient]
+    records: Records
+    locks: Locks
+    executions: Executions
+    refusals: Refusals
+    exactly_once: ExactlyOnce
+    count: Count
+    config: IntakeConfig
+    now: Callable[[], datetime]
+
+    def submit(
+        self, request: RestoreRequest, requested_by: RequestedBy, key: str
+    ) -> tuple[int, dict[str, Any]]:
+        """``(200, what would be done)`` for a dry run, else ``(202, the accepted restore)``."""
+        if request.dry_run:
+            return 200, self.dry_run(request, requested_by)
+        answer = self.exactly_once(
+            key,
+            {"request": request.to_wire(), "requestedBy": requested_by.trigger},
+            lambda: self._create(request, requested_by, key),
+        )
+        return 202, answer
+
+    # --- dry run ------------------------------------------------------------------------------------
+
+    def dry_run(self, request: RestoreRequest, requested_by: RequestedBy) -> dict[str, Any]:
+        from flexrestore.domain.guards import first_refusal, target_lock_verdict
+
+        evaluation = self._evaluate(request, requested_by)
+        holder = self.locks.holder(request.target_project_id, request.target_deployment_item_name)
+        lock = (
+            target_lock_verdict(holder.lock_id, holder.restore_id, holder.expires_at)
+            if holder is not None
+            else target_lock_verdict("", None, None)
+        )
+        verdicts = [*evaluation.verdicts, lock]
+        refusal = first_refusal(verdicts)
+        snapshot = evaluation.snapshot
+        return {
+            "dryRun": True,
+            "allowed": refusal is None,
+            "message": (
+                "a restore would be created"
+                if refusal is None
+                else f"the restore would be refused ({refusal.status} {refusal.reason}): {refusal.message}"
+            ),
+            "wouldRestore": {
+                "source": request.source,
+                "groupId": request.group_id,
+                "clusterName": request.cluster_name,
+                "snapshotId": snapshot.id,
+                "snapshotFinishedAt": iso(snapshot.finish_time) if snapshot.finish_time else None,
+                "snapshotMongoDBVersion": snapshot.mongodb_version,
+                "targetDeploymentItemName": request.target_deployment_item_name,
+                "targetProjectId": request.target_project_id,
+                "requestedBy": requested_by.to_record(),
+            },
+            "verdicts": [v.to_dict() for v in verdicts],
+        }
+
+    # --- the checks before anything is created -------------------------------------------------------
+
+    def _evaluate(self, request: RestoreRequest, requested_by: RequestedBy) -> Evaluation:
+        from flexrestore.domain.guards import check_target
+
+        atlas = self.atlas()
+        snapshot = self._snapshot(atlas, request, requested_by)
+        facts = self._target_facts(atlas, request)
+        verdicts = check_target(
+            request, facts, snapshot.mongodb_version, self.config.guards, requested_by.caller
+        )
+        return Evaluation(snapshot=snapshot, facts=facts, verdicts=verdicts)
+
+    def _snapshot(self, atlas: AtlasClient, request: RestoreRequest, requested_by: RequestedBy) -> Snapshot:
+        source = f"cluster {request.cluster_name!r} in project {request.group_id}"
+        explicit = request.explicit_snapshot_id
+        try:
+            if explicit is None:
+                return choose_snapshot(
+                    atlas.list_snapshots(request.group_id, request.cluster_name),
+                    source=request.source,
+                    now=self.now(),
+                )
+            found = atlas.get_snapshot(request.group_id, request.cluster_name, explicit)
+            return check_snapshot(found, now=self.now())
+        except AtlasNotFound as exc:
+            what = f"snapshot {explicit} of {source}" if explicit else source
+            raise from_atlas(exc, what) from None
+        except AtlasError as exc:
+            raise from_atlas(exc, f"the snapshots of {source}") from None
+        except SnapshotRefused as refused:
+            self._refused(
+                request,
+                requested_by,
+                reason=refused.code.lower().replace("_", "-"),
+                status=refused.status,
+                message=refused.message,
+                guard="snapshot",
+            )
+            raise IntakeError(
+                refused.status, refused.code, refused.message, refusal=True, extra={"field": "snapshotId"}
+            ) from None
+
+    def _target_facts(self, atlas: AtlasClient, request: RestoreRequest) -> TargetFacts:
+        from flexrestore.domain.guards import TargetFacts
+
+        try:
+            cluster = atlas.get_flex_cluster(request.target_project_id, request.target_deployment_item_name)
+        except AtlasNotFound:
+            return TargetFacts(exists=False)
+        except AtlasBadRequest as exc:
+            if exc.error_code == NOT_FLEX:
+                return TargetFacts(exists=True, dedicated=True)
+            raise from_atlas(exc, f"target {request.target_deployment_item_name!r}") from None
+        except AtlasError as exc:
+            raise from_atlas(exc, f"target {request.target_deployment_item_name!r}") from None
+        return TargetFacts(
+            exists=True,
+            dedicated=False,
+            state_name=cluster.state_name,
+            mongodb_version=cluster.mongodb_version,
+            tags=cluster.tag_map,
+        )
+
+    def _refused(
+        self,
+        request: RestoreRequest,
+        requested_by: RequestedBy,
+        *,
+        reason: str,
+        status: int,
+        message: str,
+        guard: str,
+    ) -> None:
+        """Every refusal is logged, counted and kept as an audit record."""
+        logger.warning(
+            "restore refused (%s %s): %s",
+            status,
+            reason,
+            message,
+            extra={"refusalReason": reason, "trigger": requested_by.trigger},
+        )
+        self.count("RestoreRefused", "reason", reason)
+        try:
+            self.refusals(
+                requested_by=requested_by,
+                request=request,
+                verdict={"guard": guard, "reason": reason, "status": status, "message": message},
+                at=iso(self.now()),
+            )
+        except Exception:  # the refusal stands even if its audit write fails; the log line above keeps it
+            logger.exception("could not write the refusal audit record")
+
+    # --- exactly once ----------------------------------------------------------------------------------
+
+    def _create(self, request: RestoreRequest, requested_by: RequestedBy, key: str) -> dict[str, Any]:
+        from flexrestore.aws.locks import TargetBusy
+        from flexrestore.domain.guards import break_glass_used, first_refusal
+
+        evaluation = self._evaluate(request, requested_by)
+        refusal = first_refusal(evaluation.verdicts)
+        if refusal is not None:
+            self._refused(
+                request,
+                requested_by,
+                reason=refusal.reason,
+                status=refusal.status,
+                message=refusal.message,
+                guard=refusal.guard,
+            )
+            raise refusal_error(refusal)
+
+        restore_id, existing = self._claim_restore_id(key)
+        try:
+            lock_id = self.locks.acquire(
+                request.target_project_id,
+                request.target_deployment_item_name,
+                restore_id=restore_id,
+                lease_seconds=self.config.guards.lock_lease_seconds,
+            )
+        except TargetBusy as busy:
+            verdict = busy.verdict()
+            self._refused(
+                request,
+                requested_by,
+                reason=verdict.reason,
+                status=verdict.status,
+                message=verdict.message,
+                guard=verdict.guard,
+            )
+            raise refusal_error(verdict) from None
+
+        snapshot = evaluation.snapshot
+        resumed = existing is not None
+        if existing is None:
+            now = self.now()
+            break_glass = (
+                {"reason": request.reason, "principal": requested_by.caller}
+                if break_glass_used(evaluation.verdicts)
+                else None
+            )
+            existing = new_record(
+                restore_id,
+                request,
+                requested_by,
+                snapshot_id=snapshot.id,
+                requested_at=now,
+                break_glass=break_glass,
+                lock_id=lock_id,
+            )
+            self.records.create(existing)
+            logger.info("restore %s recorded (CREATING)", restore_id, extra={"restoreId": restore_id})
+        else:
+            logger.info(
+                "resuming restore %s left by an earlier attempt", restore_id, extra={"restoreId": restore_id}
+            )
+
+        job = self._job(request, existing, restore_id, lock_id, resumed=resumed)
+        requested_at = datetime.fromisoformat(existing["requestedAt"].replace("Z", "+00:00"))
+        snapshot_id = existing["snapshotId"]
+        now = self.now()
+        execution_input = {
+            "restoreId": restore_id,
+            "groupId": request.group_id,
+            "clusterName": request.cluster_name,
+            "snapshotId": snapshot_id,
+            "restoreJobId": job.id,
+            "targetDeploymentItemName": request.target_deployment_item_name,
+            "targetProjectId": request.target_project_id,
+            "requestedAt": existing["requestedAt"],
+            "deadline": iso(requested_at + timedelta(seconds=self.config.poll_deadline_seconds)),
+            "firstPollSeconds": first_poll_seconds(
+                job.restore_scheduled_date, now, limit=self.config.poll_deadline_seconds
+            ),
+            "lockId": lock_id,
+        }
+        execution_arn = self.executions.start(restore_id, execution_input)
+        self.records.set_execution(restore_id, execution_arn)
+        self.count("RestoreRequested", "trigger", requested_by.trigger)
+        logger.info(
+            "restore %s started: Atlas job %s, execution %s",
+            restore_id,
+            job.id,
+            execution_arn,
+            extra={"restoreId": restore_id, "restoreJobId": job.id},
+        )
+        return {
+            "restoreId": restore_id,
+            "restoreJobId": job.id,
+            "status": job.status,
+            "executionArn": execution_arn,
+            "location": f"/restores/{restore_id}",
+            "source": request.source,
+            "snapshotId": snapshot_id,
+            "targetDeploymentItemName": request.target_deployment_item_name,
+            "targetProjectId": request.target_project_id,
+            "requestedAt": existing["requestedAt"],
+            "requestedBy": requested_by.to_record(),
+            "breakGlass": existing.get("breakGlass") is not None,
+        }
+
+    def _claim_restore_id(self, key: str) -> tuple[str, dict[str, Any] | None]:
+        """The restoreId for this key, and the record an earlier crashed attempt left (if any)."""
+        window = timedelta(seconds=self.config.idempotency_ttl_seconds)
+        now = self.now()
+        for generation in range(_MAX_GENERATIONS):
+            restore_id = restore_id_for(key, generation)
+            record = self.records.get(restore_id)
+            if record is None:
+                return restore_id, None
+            requested_at = datetime.fromisoformat(str(record["requestedAt"]).replace("Z", "+00:00"))
+            if record.get("finalStatus") is None and now - requested_at < window:
+                return restore_id, record
+        raise IntakeError(500, "TOO_MANY_ATTEMPTS", "this request key was used too many times", refusal=False)
+
+    def _job(
+        self, request: RestoreRequest, record: dict[str, Any], restore_id: str, lock_id: str, *, resumed: bool
+    ) -> RestoreJob:
+        """The Atlas job of this restore: the recorded one, one a crashed attempt made, or a new one."""
+        atlas = self.atlas()
+        group, cluster = request.group_id, request.cluster_name
+        target = request.target_deployment_item_name
+        what = f"the restore of {request.source} into {target!r}"
+        try:
+            if record.get("restoreJobId"):
+                return atlas.get_restore_job(group, cluster, str(record["restoreJobId"]))
+            if resumed:
+                adopted = self._adopt(atlas, request, record)
+                if adopted is not None:
+                    self.records.mark_job_created(
+                        restore_id, restore_job_id=adopted.id, status=adopted.status, at=iso(self.now())
+                    )
+                    return adopted
+            job = atlas.create_restore_job(
+                group,
+                cluster,
+                snapshot_id=str(record["snapshotId"]),
+                target_name=target,
+                target_project_id=request.target_project_id,
+            )
+        except AtlasError as exc:
+            error = from_atlas(exc, what)
+            self.records.mark_create_failed(
+                restore_id, code=error.code, message=error.message, at=iso(self.now())
+            )
+            self.locks.release(lock_id, restore_id)
+            logger.error(
+                "Atlas restore job for %s not created: %s",
+                restore_id,
+                error.message,
+                extra={"restoreId": restore_id},
+            )
+            raise error from None
+        self.records.mark_job_created(
+            restore_id, restore_job_id=job.id, status=job.status, at=iso(self.now())
+        )
+        return job
+
+    def _adopt(
+        self, atlas: AtlasClient, request: RestoreRequest, record: dict[str, Any]
+    ) -> RestoreJob | None:
+        """A job an earlier attempt of this restore made before it crashed (same snapshot and target,
+        scheduled after the record was written, or still running)."""
+        found = atlas.find_restore_job(
+            request.group_id,
+            request.cluster_name,
+            snapshot_id=str(record["snapshotId"]),
+            target_name=request.target_deployment_item_name,
+            target_project_id=request.target_project_id,
+        )
+        if found is None:
+            return None
+        since = datetime.fromisoformat(str(record["requestedAt"]).replace("Z", "+00:00")) - ADOPTION_TOLERANCE
+        scheduled = found.restore_scheduled_date
+        if not found.is_terminal or (scheduled is not None and scheduled >= since):
+            logger.info("adopting Atlas job %s made by an earlier attempt", found.id)
+            return found
+        return None
+
+
+def new_record(
+    restore_id: str,
+    request: RestoreRequest,
+    requested_by: RequestedBy,
+    *,
+    snapshot_id: str,
+    requested_at: datetime,
+    break_glass: dict[str, str | None] | None,
+    lock_id: str | None,
+) -> dict[str, Any]:
+    """The restore record as first written (CONTRACTS.md, "Restore record")."""
+    at = iso(requested_at)
+    return {
+        "id": restore_id,
+        "kind": "restore",
+        "restoreId": restore_id,
+        "source": request.source,
+        "requestedAt": at,
+        "requestedBy": requested_by.to_record(),
+        "reason": request.reason,
+        "groupId": request.group_id,
+        "clusterName": request.cluster_name,
+        "snapshotId": snapshot_id,
+        "targetDeploymentItemName": request.target_deployment_item_name,
+        "targetProjectId": request.target_project_id,
+        "restoreJobId": None,
+        "executionArn": None,
+        "breakGlass": break_glass,
+        "lockId": lock_id,
+        "status": "CREATING",
+        "timeline": [{"status": "CREATING", "at": at}],
+        "finalStatus": None,
+        "finishedAt": None,
+        "durationSeconds": None,
+        "atlasDurationSeconds": None,
+        "error": None,
+        "notification": None,
+    }
+
+
+def _short(text: str | None, limit: int = 300) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
