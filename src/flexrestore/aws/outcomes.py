@@ -1,0 +1,129 @@
+"""Restore records in RESTORES_TABLE, as the poll loop writes them: live status and timeline while the
+restore runs, the final record at the end, the notification state after that. One adapter, one table.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flexrestore.aws.clients import client
+
+
+def _is_condition_failure(exc: Exception) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    return bool(response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal: give JSON-friendly ints and floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _dynamo_ready(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {key: _dynamo_ready(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_dynamo_ready(item) for item in value]
+    return value
+
+
+def to_item(record: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    return {key: serializer.serialize(_dynamo_ready(value)) for key, value in record.items()}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return {key: _plain(deserializer.deserialize(value)) for key, value in item.items()}
+
+
+class RestoreOutcomes:
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def get(self, restore_id: str) -> dict[str, Any] | None:
+        answer = client("dynamodb").get_item(
+            TableName=self.table_name, Key={"id": {"S": restore_id}}, ConsistentRead=True
+        )
+        item = answer.get("Item")
+        return from_item(item) if item else None
+
+    def record_status(self, restore_id: str, status: str, at: str) -> bool:
+        """Append ``status`` to the record's timeline if it differs from the latest one. True if it did.
+
+        Conditional, so two overlapping polls cannot append the same status twice, and a record the intake
+        never wrote is not created half-empty here.
+        """
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": restore_id}},
+                UpdateExpression=(
+                    "SET #status = :status, #timeline = list_append(if_not_exists(#timeline, :empty), :entry)"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(id) AND attribute_not_exists(finalStatus) "
+                    "AND (attribute_not_exists(#status) OR #status <> :status)"
+                ),
+                ExpressionAttributeNames={"#status": "status", "#timeline": "timeline"},
+                ExpressionAttributeValues={
+                    ":status": {"S": status},
+                    ":empty": {"L": []},
+                    ":entry": {"L": [{"M": {"status": {"S": status}, "at": {"S": at}}}]},
+                },
+            )
+            return True
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+
+    def save_final(self, record: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Write the final record once. Returns ``(record as stored, written by this call)``.
+
+        A record that already has a final status is left as it is (a retried Record step, or a second
+        execution for the same restore): the first ending wins and is what gets notified.
+        """
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table_name,
+                Item=to_item(record),
+                ConditionExpression="attribute_not_exists(finalStatus)",
+            )
+            return record, True
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+        stored = self.get(str(record["id"]))
+        return (stored or record), False
+
+    def mark_notification(self, restore_id: str, notification: dict[str, Any]) -> None:
+        client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key={"id": {"S": restore_id}},
+            UpdateExpression="SET #notification = :notification",
+            ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeNames={"#notification": "notification"},
+            ExpressionAttributeValues={":notification": to_item({"n": notification})["n"]},
+        )
+
+    def release_lock(self, lock_id: str, restore_id: str) -> bool:
+        """Free the target for the next restore, only if this restore still holds it."""
+        from flexrestore.aws.locks import TargetLocks
+
+        return TargetLocks(self.table_name).release(lock_id, restore_id)

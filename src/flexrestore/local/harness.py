@@ -1,0 +1,534 @@
+"""The whole service offline, in one process: moto stands in for AWS, the real state machine definition
+runs in moto's ASL interpreter, its Lambda tasks call the real handlers in-process, and the local Atlas
+simulator answers Atlas calls. Everything shares one clock: with a :class:`~flexrestore.clock.VirtualClock`
+a 30-minute restore runs in about a second and nothing sleeps for real.
+
+Used by the e2e tests, the integration tests, local mode (``flexrestore-local``) and the benchmarks::
+
+    from flexrestore.clock import VirtualClock
+    from flexrestore.local.harness import OfflineStack
+
+    with OfflineStack(scenario="ok", clock=VirtualClock()) as stack:
+        arn = stack.start_execution(execution_input, name=restore_id)
+        stack.wait_for_execution(arn)          # the describe_execution answer, once it has ended
+        stack.record(restore_id)               # the DynamoDB item, as plain JSON-like data
+        stack.notifications()                  # [{"subject", "message", "record"}] from SNS
+        stack.events()                         # outcome events from EventBridge
+        stack.state_transitions(arn)           # billed transitions, retries included
+        stack.atlas_calls()                    # [{"method", "path", "status", ...}]
+
+``stack.invoke("intake", event)`` calls a handler directly (with a fake Lambda context). To make a
+function misbehave, replace it: ``stack.functions["poll"] = my_callable`` (a handler, or an import path
+``"package.module.function"``). ``atlas_url=...`` (with ``secret=...`` and a real clock) points the stack at
+another Atlas instead of starting the simulator.
+
+Every moto-internal patch lives in this module (moto is pinned to 5.2.x for that reason), and all of them
+are undone on exit, as are the environment variables, the process clock and every per-container cache:
+stacks are independent of each other. Not thread-safe: one stack at a time per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import re
+import threading
+import types
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flexrestore import clock as clock_module
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+ASL_PATH = Path(__file__).resolve().parent.parent / "statemachine" / "restore_poll.asl.json"
+PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+# Short name -> handler import path. Lambda function names are "flexrestore-<short name>".
+HANDLERS: dict[str, str] = {
+    "intake": "flexrestore.handlers.intake.handler",
+    "poll": "flexrestore.handlers.poll.handler",
+    "record": "flexrestore.handlers.record.handler",
+    "notify": "flexrestore.handlers.notify.handler",
+}
+RESTORES_TABLE = "flexrestore-restores"
+IDEMPOTENCY_TABLE = "flexrestore-idempotency"
+TOPIC_NAME = "flexrestore-notifications"
+STATE_MACHINE_NAME = "flexrestore-restore-poll"
+ATLAS_SECRET_ID = "flexrestore/atlas"
+_EXECUTION_JOIN_SECONDS = 60.0
+
+
+class HarnessError(RuntimeError):
+    """The offline stack could not be set up or used as asked."""
+
+
+def function_name(short_name: str) -> str:
+    return f"flexrestore-{short_name}"
+
+
+def function_arn(short_name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name(short_name)}"
+
+
+def fill_placeholders(definition: str, values: dict[str, str]) -> str:
+    """``${Name}`` -> value, as template.yaml's DefinitionSubstitutions does. Unknown names fail loudly."""
+    missing = sorted({name for name in PLACEHOLDER.findall(definition) if name not in values})
+    if missing:
+        raise HarnessError(f"state machine definition uses placeholders with no value: {', '.join(missing)}")
+    return PLACEHOLDER.sub(lambda match: values[match.group(1)], definition)
+
+
+def state_transitions(history: list[dict[str, Any]]) -> int:
+    """What AWS bills for an execution: every state entered, plus every retried task attempt.
+
+    A Task state entered once and retried n times shows n + 1 ``TaskScheduled`` (or
+    ``LambdaFunctionScheduled``) events; each retry is one more transition.
+    """
+    entered = 0
+    scheduled_by_entry: Counter[int] = Counter()
+    current_entry = -1
+    for event in history:
+        kind = str(event["type"])
+        if kind.endswith("StateEntered"):
+            entered += 1
+            current_entry += 1
+        elif kind in ("TaskScheduled", "LambdaFunctionScheduled", "ActivityScheduled"):
+            scheduled_by_entry[current_entry] += 1
+    retries = sum(count - 1 for count in scheduled_by_entry.values() if count > 1)
+    return entered + retries
+
+
+@dataclass
+class FakeLambdaContext:
+    """What powertools reads from a Lambda context."""
+
+    function_name: str
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = ""
+    aws_request_id: str = ""
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    @classmethod
+    def for_function(cls, short_name: str) -> FakeLambdaContext:
+        name = function_name(short_name)
+        return cls(
+            function_name=name,
+            invoked_function_arn=function_arn(short_name),
+            aws_request_id=str(uuid.uuid4()),
+            log_group_name=f"/aws/lambda/{name}",
+            log_stream_name="offline",
+        )
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def _clear_container_caches() -> None:
+    """What a fresh Lambda container would not have: cached settings, clients, secrets, Atlas client."""
+    from flexrestore.aws import clients
+    from flexrestore.settings import get_settings
+
+    get_settings.cache_clear()
+    clients.reset()
+    try:
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+    except ImportError:  # pragma: no cover - powertools is a dependency
+        pass
+    for module_name, reset in (
+        ("flexrestore.atlas.factory", "reset"),
+        ("flexrestore.aws.secrets", "reset"),
+        ("flexrestore.atlas.auth", "reset_token_cache"),
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        getattr(module, reset, lambda: None)()
+
+
+class OfflineStack:
+    """moto + the real ASL + in-process Lambdas + the Atlas simulator, on one clock. A context manager."""
+
+    def __init__(
+        self,
+        scenario: str = "ok",
+        clock: clock_module.Clock | None = None,
+        *,
+        env_overrides: dict[str, str] | None = None,
+        atlas_url: str | None = None,
+        secret: dict[str, str] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.clock: clock_module.Clock = clock if clock is not None else clock_module.VirtualClock()
+        self.env_overrides = dict(env_overrides or {})
+        self.atlas_url = atlas_url
+        self.secret = secret
+        self.functions: dict[str, Callable[..., Any] | str] = dict(HANDLERS)
+        self.lambda_errors: list[dict[str, str]] = []  # every error a Lambda raised inside an execution
+        self.simulator: Any = None
+        self.atlas_base_url = ""
+        self.state_machine_arn = ""
+        self.topic_arn = ""
+        self._notifications: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
+        self._threads: dict[str, threading.Thread] = {}
+        self._queues: dict[str, str] = {}
+        self._exit = ExitStack()
+
+    # ----------------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> OfflineStack:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._exit.close()
+
+    def _start(self) -> None:
+        from moto import mock_aws
+
+        self._exit.callback(_clear_container_caches)
+        self._exit.enter_context(self._installed_clock())
+        self._start_atlas()
+        self._exit.enter_context(self._environment())
+        _clear_container_caches()
+        self._exit.enter_context(self._moto_patches())
+        self._exit.enter_context(
+            mock_aws(
+                config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+            )
+        )
+        # Registered after the mock, so it runs before the mock stops (gotcha 3: no execution outlives it).
+        self._exit.callback(self._stop_executions)
+        self._create_resources()
+
+    @contextmanager
+    def _installed_clock(self) -> Iterator[None]:
+        previous = clock_module.use(self.clock)
+        try:
+            yield
+        finally:
+            clock_module.use(previous)
+
+    def _start_atlas(self) -> None:
+        if self.atlas_url:
+            self.atlas_base_url = self.atlas_url.rstrip("/")
+            if self.secret is None:
+                raise HarnessError(
+                    "atlas_url needs secret={'clientId': ..., 'clientSecret': ...} (or API keys)"
+                )
+            return
+        from flexrestore.simulator import DEMO, AtlasSimulator
+
+        self.simulator = AtlasSimulator(clock=self.clock, scenario=self.scenario)
+        self.atlas_base_url = self.simulator.start()
+        self._exit.callback(self.simulator.stop)
+        if self.secret is None:
+            self.secret = {"clientId": DEMO.client_id, "clientSecret": DEMO.client_secret}
+
+    @contextmanager
+    def _environment(self) -> Iterator[None]:
+        self.state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{STATE_MACHINE_NAME}"
+        self.topic_arn = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{TOPIC_NAME}"
+        values = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "POWERTOOLS_SERVICE_NAME": "flexrestore",
+            "POWERTOOLS_METRICS_NAMESPACE": "FlexRestore",
+            "POWERTOOLS_TRACE_DISABLED": "1",
+            "ATLAS_BASE_URL": self.atlas_base_url,
+            "ATLAS_SECRET_ID": ATLAS_SECRET_ID,
+            "STATE_MACHINE_ARN": self.state_machine_arn,
+            "RESTORES_TABLE": RESTORES_TABLE,
+            "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+            "NOTIFICATION_TOPIC_ARN": self.topic_arn,
+            "EVENT_BUS_NAME": "default",
+            **self.env_overrides,
+        }
+        previous = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    # --------------------------------------------------------------------------------- moto patches
+
+    @contextmanager
+    def _moto_patches(self) -> Iterator[None]:
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+            WaitFunction,
+        )
+        from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+        stack = self
+        sleep = self.clock.sleep
+
+        def invoke(
+            backend: Any, name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+        ) -> bytes:
+            short = stack._short_name(name)
+            try:
+                event = json.loads(body or "{}")
+                result = stack._handler(short)(event, FakeLambdaContext.for_function(short))
+                return json.dumps(result, default=str).encode()
+            except Exception as exc:  # a Lambda error: Retry/Catch match on errorType
+                stack.lambda_errors.append(
+                    {"function": short, "errorType": type(exc).__name__, "errorMessage": str(exc)}
+                )
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
+
+        def wait_interval(function: Any, env: Any, wait_seconds: float) -> None:
+            sleep(wait_seconds)
+
+        def start_worker(worker: Any) -> None:
+            thread = threading.Thread(target=worker._execution_logic, daemon=True, name="sfn-execution")
+            stack._threads[worker._evaluation_details.execution_details.arn] = thread
+            thread.start()
+
+        replacements: list[tuple[Any, str, Any]] = [
+            (LambdaSimpleBackend, "invoke", invoke),
+            (WaitFunction, "_wait_interval", wait_interval),
+            (ExecutionWorker, "start", start_worker),
+            (retrier_decl, "time", types.SimpleNamespace(sleep=sleep)),
+        ]
+        saved = [(owner, attribute, vars(owner)[attribute]) for owner, attribute, _ in replacements]
+        for owner, attribute, replacement in replacements:
+            setattr(owner, attribute, replacement)
+        try:
+            yield
+        finally:
+            for owner, attribute, original in saved:
+                setattr(owner, attribute, original)
+
+    def _short_name(self, name: str) -> str:
+        name = name.split(":")[6] if name.startswith("arn:") else name
+        return name.removeprefix("flexrestore-")
+
+    def _handler(self, short_name: str) -> Callable[..., Any]:
+        target = self.functions.get(short_name)
+        if target is None:
+            raise HarnessError(f"no handler registered for Lambda function '{short_name}'")
+        if callable(target):
+            return target
+        module_name, _, attribute = target.rpartition(".")
+        handler: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
+        return handler
+
+    # ------------------------------------------------------------------------------------ resources
+
+    def _client(self, service: str) -> Any:
+        from flexrestore.aws.clients import client
+
+        return client(service)
+
+    def _create_resources(self) -> None:
+        from flexrestore.aws.table_schema import idempotency_table_definition, restores_table_definition
+
+        role_arn = self._client("iam").create_role(
+            RoleName="flexrestore-offline",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+
+        dynamodb = self._client("dynamodb")
+        dynamodb.create_table(**restores_table_definition(RESTORES_TABLE))
+        dynamodb.create_table(**idempotency_table_definition(IDEMPOTENCY_TABLE))
+
+        secrets = self._client("secretsmanager")
+        secrets.create_secret(Name=ATLAS_SECRET_ID, SecretString=json.dumps(self.secret))
+
+        sns = self._client("sns")
+        self.topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
+        notifications_url, notifications_arn = self._queue("flexrestore-notifications-inbox")
+        # Not raw delivery: the Subject only travels in SNS's JSON envelope.
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=notifications_arn)
+        self._queues["notifications"] = notifications_url
+
+        events = self._client("events")
+        events_url, events_arn = self._queue("flexrestore-events-inbox")
+        events.put_rule(Name="flexrestore-outcomes", EventPattern=json.dumps({"source": ["flexrestore"]}))
+        events.put_targets(Rule="flexrestore-outcomes", Targets=[{"Id": "inbox", "Arn": events_arn}])
+        self._queues["events"] = events_url
+
+        lambdas = self._client("lambda")
+        for short, target in HANDLERS.items():
+            lambdas.create_function(
+                FunctionName=function_name(short),
+                Runtime="python3.12",
+                Role=role_arn,
+                Handler=target.removeprefix("flexrestore."),
+                Code={"ZipFile": b"offline: the harness calls the handler in-process"},
+                Timeout=300,
+            )
+
+        definition = fill_placeholders(
+            ASL_PATH.read_text(encoding="utf-8"),
+            {
+                "PollFunctionArn": function_arn("poll"),
+                "RecordFunctionArn": function_arn("record"),
+                "NotifyFunctionArn": function_arn("notify"),
+                "RestoresTableName": RESTORES_TABLE,
+            },
+        )
+        self.state_machine_arn = self._client("stepfunctions").create_state_machine(
+            name=STATE_MACHINE_NAME, definition=definition, roleArn=role_arn, type="STANDARD"
+        )["stateMachineArn"]
+
+    def _queue(self, name: str) -> tuple[str, str]:
+        sqs = self._client("sqs")
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return url, arn
+
+    def _stop_executions(self) -> None:
+        sfn = self._client("stepfunctions")
+        for arn, thread in list(self._threads.items()):
+            if thread.is_alive():
+                with contextlib.suppress(Exception):  # it may have ended meanwhile
+                    sfn.stop_execution(executionArn=arn, error="StackClosed", cause="the stack was closed")
+                thread.join(_EXECUTION_JOIN_SECONDS)
+
+    # ---------------------------------------------------------------------------------- operations
+
+    def invoke(self, short_name: str, event: Any) -> Any:
+        """Call a handler in-process, as Lambda would (fake context). Its exceptions propagate."""
+        return self._handler(short_name)(event, FakeLambdaContext.for_function(short_name))
+
+    def start_execution(self, execution_input: dict[str, Any], name: str | None = None) -> str:
+        """Start the poll loop; ``name`` defaults to the input's restoreId (CONTRACTS.md)."""
+        name = name or str(execution_input.get("restoreId") or uuid.uuid4().hex)
+        answer = self._client("stepfunctions").start_execution(
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input)
+        )
+        return str(answer["executionArn"])
+
+    def wait_for_execution(
+        self, execution_arn: str, timeout_s: float = _EXECUTION_JOIN_SECONDS
+    ) -> dict[str, Any]:
+        """Wait (real time; it runs on the stack's clock) until the execution ends; its description."""
+        thread = self._threads.get(execution_arn)
+        if thread is None:
+            raise HarnessError(f"no execution {execution_arn} was started in this stack")
+        thread.join(timeout_s)
+        if thread.is_alive():
+            raise HarnessError(f"execution {execution_arn} still running after {timeout_s} s of real time")
+        description: dict[str, Any] = self._client("stepfunctions").describe_execution(
+            executionArn=execution_arn
+        )
+        return description
+
+    def executions(self) -> list[str]:
+        """ARNs of every execution started in this stack (by the harness or by the intake handler)."""
+        return list(self._threads)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        sfn = self._client("stepfunctions")
+        events: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = sfn.get_execution_history(
+                executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
+            )
+            events.extend(page["events"])
+            token = page.get("nextToken")
+            if not token:
+                return events
+
+    def state_transitions(self, execution_arn: str) -> int:
+        return state_transitions(self.history(execution_arn))
+
+    def _drain(self, queue: str) -> list[dict[str, Any]]:
+        sqs = self._client("sqs")
+        bodies: list[dict[str, Any]] = []
+        while True:
+            answer = sqs.receive_message(QueueUrl=self._queues[queue], MaxNumberOfMessages=10)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return bodies
+            for message in messages:
+                bodies.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self._queues[queue], ReceiptHandle=message["ReceiptHandle"])
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Every SNS message so far: ``subject``, ``message`` and the JSON ``record`` it ends with."""
+        for envelope in self._drain("notifications"):
+            message = str(envelope.get("Message", ""))
+            self._notifications.append(
+                {"subject": envelope.get("Subject"), "message": message, "record": _trailing_json(message)}
+            )
+        return list(self._notifications)
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every EventBridge event with source "flexrestore" so far (``detail-type``, ``detail``, ...)."""
+        self._events.extend(self._drain("events"))
+        return list(self._events)
+
+    def record(self, restore_id: str) -> dict[str, Any] | None:
+        from flexrestore.aws.outcomes import RestoreOutcomes
+
+        return RestoreOutcomes(RESTORES_TABLE).get(restore_id)
+
+    def put_record(self, item: dict[str, Any]) -> None:
+        """Write an item in RESTORES_TABLE as is (a test's stand-in for the intake's record)."""
+        from flexrestore.aws.outcomes import to_item
+
+        self._client("dynamodb").put_item(TableName=RESTORES_TABLE, Item=to_item(item))
+
+    def atlas_calls(self) -> list[dict[str, Any]]:
+        """Every request the Atlas simulator answered (empty against an external Atlas)."""
+        if self.simulator is None:
+            return []
+        return [
+            {
+                "method": call.method,
+                "path": call.path,
+                "status": call.status,
+                "auth": getattr(call, "auth_kind", None),
+                "violation": getattr(call, "violation", None),
+            }
+            for call in self.simulator.calls
+        ]
+
+    def atlas_client(self) -> Any:
+        """The Atlas client the handlers use (same settings, secret and clock)."""
+        from flexrestore.atlas.factory import get_atlas_client
+
+        return get_atlas_client()
+
+
+def _trailing_json(message: str) -> Any:
+    start = message.find("\n{")
+    if start < 0:
+        return None
+    try:
+        return json.loads(message[start + 1 :])
+    except ValueError:
+        return None
