@@ -1,0 +1,619 @@
+"""The Atlas simulator seen from the wire: raw httpx calls, a VirtualClock, no project client."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from flexrestore.clock import VirtualClock
+from flexrestore.simulator import DEMO, SCENARIOS, AtlasSimulator
+from flexrestore.simulator.spec import Spec
+
+MEDIA = "application/vnd.atlas.2024-11-13+json"
+START = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+GROUP = f"/api/atlas/v2/groups/{DEMO.group_id}/flexClusters"
+SOURCE = f"{GROUP}/{DEMO.source_cluster}"
+JOBS = f"{SOURCE}/backup/restoreJobs"
+SNAPSHOTS = f"{SOURCE}/backup/snapshots"
+
+
+# The simulator speaks plain http: skip building a TLS context for each client (~25 ms apiece).
+def get(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.get(url, verify=False, **kwargs)
+
+
+def post(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.post(url, verify=False, **kwargs)
+
+
+def connect(**kwargs: Any) -> httpx.Client:
+    return httpx.Client(verify=False, **kwargs)
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(START)
+
+
+@pytest.fixture
+def sim(clock: VirtualClock) -> Iterator[AtlasSimulator]:
+    with AtlasSimulator(clock=clock) as simulator:
+        yield simulator
+        assert simulator.errors == []
+
+
+def fetch_token(
+    sim: AtlasSimulator, client_id: str = DEMO.client_id, secret: str = DEMO.client_secret
+) -> httpx.Response:
+    return post(
+        f"{sim.base_url}/api/oauth/token",
+        auth=(client_id, secret),
+        data={"grant_type": "client_credentials"},
+        headers={"Accept": "application/json"},
+    )
+
+
+@pytest.fixture
+def api(sim: AtlasSimulator) -> Iterator[httpx.Client]:
+    token = fetch_token(sim).json()["access_token"]
+    headers = {"Accept": MEDIA, "Authorization": f"Bearer {token}"}
+    with connect(base_url=sim.base_url, headers=headers) as client:
+        yield client
+
+
+def create(api: httpx.Client, **overrides: Any) -> httpx.Response:
+    body = {
+        "snapshotId": DEMO.latest_snapshot_id,
+        "targetDeploymentItemName": DEMO.scratch_target,
+        "targetProjectId": DEMO.group_id,
+        **overrides,
+    }
+    body = {key: value for key, value in body.items() if value is not None}
+    return api.post(JOBS, content=json.dumps(body), headers={"Content-Type": MEDIA})
+
+
+def assert_api_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
+    assert body["error"] == status
+    assert body["errorCode"] == code
+    assert body["detail"]
+    return body
+
+
+def assert_matches_spec(sim: AtlasSimulator, call_path: str, method: str, response: httpx.Response) -> None:
+    spec = Spec.load()
+    operation = spec.match(method, call_path).operation
+    assert spec.check_response(operation, response.status_code, response.json()) == []
+
+
+# -- authentication ------------------------------------------------------------------------------------
+
+
+def test_token_flow_issues_a_bearer_token_that_expires_after_an_hour(
+    sim: AtlasSimulator, clock: VirtualClock
+) -> None:
+    answer = fetch_token(sim)
+
+    assert answer.status_code == 200
+    token = answer.json()
+    assert token["token_type"] == "Bearer" and token["expires_in"] == 3600
+    headers = {"Accept": MEDIA, "Authorization": f"Bearer {token['access_token']}"}
+    assert get(sim.base_url + SOURCE, headers=headers).status_code == 200
+    clock.advance(3599)
+    assert get(sim.base_url + SOURCE, headers=headers).status_code == 200
+    clock.advance(1)
+    expired = get(sim.base_url + SOURCE, headers=headers)
+    assert_api_error(expired, 401, "UNAUTHORIZED")
+    assert sim.token_requests == 1
+    assert [c.auth_kind for c in sim.calls] == ["basic", "bearer", "bearer", "bearer"]
+    assert sim.calls[0].body == {"grant_type": "client_credentials"}
+
+
+def test_token_endpoint_refuses_bad_credentials_without_echoing_them(sim: AtlasSimulator) -> None:
+    answer = fetch_token(sim, secret="wrong-secret-value")
+
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid_client"
+    assert "wrong-secret-value" not in answer.text
+    assert fetch_token(sim, client_id="nobody").status_code == 401
+    assert sim.token_requests == 2
+    assert DEMO.client_secret not in repr(sim.calls)
+
+
+def test_unknown_bearer_token_is_refused(sim: AtlasSimulator) -> None:
+    answer = get(sim.base_url + SOURCE, headers={"Accept": MEDIA, "Authorization": "Bearer made-up"})
+
+    assert_api_error(answer, 401, "UNAUTHORIZED")
+
+
+def test_digest_challenge_then_httpx_digest_auth_succeeds(sim: AtlasSimulator, clock: VirtualClock) -> None:
+    bare = get(sim.base_url + SOURCE, headers={"Accept": MEDIA})
+    challenge = bare.headers["www-authenticate"]
+    assert bare.status_code == 401
+    assert challenge.startswith('Digest realm="MMS Public API"')
+    assert "algorithm=MD5" in challenge and 'qop="auth"' in challenge and "nonce=" in challenge
+
+    auth = httpx.DigestAuth(DEMO.public_key, DEMO.private_key)
+    with connect(base_url=sim.base_url, headers={"Accept": MEDIA}, auth=auth) as client:
+        assert client.get(SOURCE).status_code == 200
+        assert client.get(SNAPSHOTS, params={"itemsPerPage": 2}).status_code == 200  # reuses the nonce
+        clock.advance(301)  # the nonce is stale now: httpx answers the fresh challenge by itself
+        assert create(client).status_code == 200
+
+    kinds = [(c.auth_kind, c.status) for c in sim.calls]
+    assert kinds == [
+        ("none", 401),
+        ("none", 401),
+        ("digest", 200),
+        ("digest", 200),
+        ("digest", 401),
+        ("digest", 200),
+    ]
+    assert len(sim.jobs) == 1
+    assert sim.violations == []
+
+
+def test_digest_with_the_wrong_private_key_is_refused(sim: AtlasSimulator) -> None:
+    auth = httpx.DigestAuth(DEMO.public_key, "not-the-key")
+
+    answer = get(sim.base_url + SOURCE, headers={"Accept": MEDIA}, auth=auth)
+
+    assert_api_error(answer, 401, "UNAUTHORIZED")
+    assert [c.auth_kind for c in sim.calls] == ["none", "digest"]
+
+
+# -- DEMO seed -----------------------------------------------------------------------------------------
+
+
+def test_demo_seed_clusters(api: httpx.Client, sim: AtlasSimulator) -> None:
+    source = api.get(SOURCE).json()
+    assert source["stateName"] == "IDLE" and source["mongoDBVersion"] == "8.0.15"
+    assert {"key": "restore-protected", "value": "true"} in source["tags"]
+    assert source["groupId"] == DEMO.group_id and source["name"] == "orders-prod"
+    assert api.get(f"{GROUP}/{DEMO.scratch_target}").json()["stateName"] == "IDLE"
+    assert api.get(f"{GROUP}/{DEMO.recovery_target}").json()["stateName"] == "IDLE"
+    assert api.get(f"{GROUP}/{DEMO.busy_cluster}").json()["stateName"] == "UPDATING"
+    assert_api_error(
+        api.get(f"{GROUP}/{DEMO.dedicated_cluster}"), 400, "CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API"
+    )
+    assert_api_error(
+        api.get(f"{GROUP}/{DEMO.dedicated_cluster}/backup/snapshots"),
+        400,
+        "CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API",
+    )
+    assert_api_error(api.get(f"{GROUP}/no-such-cluster"), 404, "CLUSTER_NOT_FOUND")
+    unknown_group = f"/api/atlas/v2/groups/{'0' * 24}/flexClusters/orders-prod"
+    assert_api_error(api.get(unknown_group), 404, "RESOURCE_NOT_FOUND")
+    assert_matches_spec(sim, SOURCE, "GET", api.get(SOURCE))
+    assert sim.violations == []
+
+
+def test_demo_snapshots_are_daily_at_one_am_before_the_clock_start(
+    api: httpx.Client, sim: AtlasSimulator
+) -> None:
+    listing = api.get(SNAPSHOTS)
+    snapshots = listing.json()["results"]
+
+    assert [(s["id"], s["status"], s["scheduledTime"]) for s in snapshots] == [
+        (DEMO.latest_snapshot_id, "COMPLETED", "2026-10-31T01:00:00Z"),
+        (DEMO.previous_snapshot_id, "COMPLETED", "2026-10-30T01:00:00Z"),
+        (DEMO.oldest_completed_snapshot_id, "COMPLETED", "2026-10-29T01:00:00Z"),
+        (DEMO.failed_snapshot_id, "FAILED", "2026-10-28T01:00:00Z"),
+    ]
+    assert snapshots[0]["expiration"] == "2026-11-08T01:00:00Z"
+    assert snapshots[0]["finishTime"].endswith("Z")
+    assert_matches_spec(sim, SNAPSHOTS, "GET", listing)
+    one = api.get(f"{SNAPSHOTS}/{DEMO.latest_snapshot_id}")
+    assert one.json() == snapshots[0]
+    assert_matches_spec(sim, f"{SNAPSHOTS}/{DEMO.latest_snapshot_id}", "GET", one)
+    assert_api_error(api.get(f"{SNAPSHOTS}/{'a' * 24}"), 404, "RESOURCE_NOT_FOUND")
+
+
+def test_added_clusters_and_snapshots_are_served(api: httpx.Client, sim: AtlasSimulator) -> None:
+    sim.add_cluster(DEMO.other_group_id, "billing", mongodb_version="7.0.12", tags={"team": "billing"})
+    snapshot_id = sim.add_snapshot(
+        DEMO.other_group_id, "billing", finished=datetime(2026, 10, 31, 3, tzinfo=UTC)
+    )
+
+    path = f"/api/atlas/v2/groups/{DEMO.other_group_id}/flexClusters/billing"
+    assert api.get(path).json()["tags"] == [{"key": "team", "value": "billing"}]
+    snapshot = api.get(f"{path}/backup/snapshots/{snapshot_id}").json()
+    assert (snapshot["finishTime"], snapshot["mongoDBVersion"]) == ("2026-10-31T03:00:00Z", "7.0.12")
+
+
+# -- restore jobs ------------------------------------------------------------------------------------
+
+
+def test_restore_job_advances_with_the_clock_only(
+    api: httpx.Client, sim: AtlasSimulator, clock: VirtualClock
+) -> None:
+    created = create(api)
+    job = created.json()
+    assert created.status_code == 200
+    assert job["status"] == "PENDING"
+    assert job["restoreScheduledDate"] == "2026-11-01T02:00:05Z"
+    assert job["expirationDate"] == "2026-11-01T08:00:05Z"
+    assert job["deliveryType"] == "RESTORE" and "restoreFinishedDate" not in job
+    assert (job["snapshotId"], job["instanceName"], job["projectId"]) == (
+        DEMO.latest_snapshot_id,
+        DEMO.source_cluster,
+        DEMO.group_id,
+    )
+    assert job["snapshotFinishedDate"] == "2026-10-31T01:02:14Z"
+    assert_matches_spec(sim, JOBS, "POST", created)
+
+    seen = []
+    for step in (0, 6, 20, 39):  # t = 0, 6, 26, 65 s after the create
+        clock.advance(step)
+        seen.append(api.get(f"{JOBS}/{job['id']}").json()["status"])
+    assert seen == ["PENDING", "QUEUED", "RUNNING", "COMPLETED"]
+    done = api.get(f"{JOBS}/{job['id']}")
+    assert done.json()["restoreFinishedDate"] == "2026-11-01T02:01:05Z"
+    assert_matches_spec(sim, f"{JOBS}/{job['id']}", "GET", done)
+    assert sim.jobs[job["id"]]["status"] == "COMPLETED"
+    assert sim.violations == []
+
+
+@pytest.mark.parametrize(
+    ("scenario", "after", "status"),
+    [
+        ("slow", 65, "RUNNING"),
+        ("slow", 1805, "COMPLETED"),
+        ("fail", 50, "FAILED"),
+        ("never-finishes", 86400 * 3, "RUNNING"),
+    ],
+)
+def test_scenario_decides_how_a_job_ends(
+    api: httpx.Client, sim: AtlasSimulator, clock: VirtualClock, scenario: str, after: int, status: str
+) -> None:
+    sim.scenario = scenario
+    job_id = create(api).json()["id"]
+
+    clock.advance(after)
+
+    fresh = {"Authorization": f"Bearer {fetch_token(sim).json()['access_token']}"}  # tokens last an hour
+    assert api.get(f"{JOBS}/{job_id}", headers=fresh).json()["status"] == status
+
+
+def test_a_jobs_fate_is_fixed_when_it_is_created(
+    api: httpx.Client, sim: AtlasSimulator, clock: VirtualClock
+) -> None:
+    sim.scenario = "fail"
+    job_id = create(api).json()["id"]
+    sim.scenario = "ok"
+    clock.advance(3000)
+
+    assert api.get(f"{JOBS}/{job_id}").json()["status"] == "FAILED"
+
+
+def test_restore_jobs_list_newest_first_and_paginated(
+    api: httpx.Client, sim: AtlasSimulator, clock: VirtualClock
+) -> None:
+    ids = []
+    for target in (DEMO.scratch_target, DEMO.recovery_target, DEMO.source_cluster):
+        ids.append(create(api, targetDeploymentItemName=target).json()["id"])
+        clock.advance(1)
+
+    first = api.get(JOBS, params={"itemsPerPage": 2, "pageNum": 1})
+    second = api.get(JOBS, params={"itemsPerPage": 2, "pageNum": 2, "includeCount": "false"})
+
+    assert [j["id"] for j in first.json()["results"]] == [ids[2], ids[1]]
+    assert first.json()["totalCount"] == 3
+    assert {link["rel"] for link in first.json()["links"]} == {"self", "next"}
+    assert first.json()["links"][0]["href"].endswith("/backup/restoreJobs?pageNum=1&itemsPerPage=2")
+    assert [j["id"] for j in second.json()["results"]] == [ids[0]]
+    assert "totalCount" not in second.json()
+    assert "next" not in {link["rel"] for link in second.json()["links"]}
+    assert api.get(JOBS, params={"pageNum": 3, "itemsPerPage": 2}).json()["results"] == []
+    assert_matches_spec(sim, JOBS, "GET", first)
+    assert sim.violations == []
+
+
+def test_snapshot_pagination(api: httpx.Client) -> None:
+    pages = [api.get(SNAPSHOTS, params={"itemsPerPage": 3, "pageNum": n}).json() for n in (1, 2)]
+
+    assert [len(p["results"]) for p in pages] == [3, 1]
+    assert [p["totalCount"] for p in pages] == [4, 4]
+
+
+def test_second_restore_into_a_busy_target_is_refused_until_the_first_ends(
+    api: httpx.Client, sim: AtlasSimulator, clock: VirtualClock
+) -> None:
+    assert create(api).status_code == 200
+
+    assert_api_error(create(api), 409, "CANNOT_RESTORE_TO_TARGET_WITH_RUNNING_RESTORE")
+    assert create(api, targetDeploymentItemName=DEMO.recovery_target).status_code == 200
+    clock.advance(66)
+    assert create(api).status_code == 200
+    assert len(sim.jobs) == 3
+
+
+def test_target_marked_busy_from_outside_refuses_creates(api: httpx.Client, sim: AtlasSimulator) -> None:
+    sim.set_target_busy(DEMO.group_id, DEMO.scratch_target)
+    assert_api_error(create(api), 409, "CANNOT_RESTORE_TO_TARGET_WITH_RUNNING_RESTORE")
+
+    sim.set_target_busy(DEMO.group_id, DEMO.scratch_target, busy=False)
+    assert create(api).status_code == 200
+
+
+def test_create_refuses_a_failed_snapshot_and_a_missing_target(
+    api: httpx.Client, sim: AtlasSimulator
+) -> None:
+    assert_api_error(create(api, snapshotId=DEMO.failed_snapshot_id), 400, "SNAPSHOT_NOT_COMPLETED")
+    assert_api_error(create(api, targetDeploymentItemName="ghost"), 404, "CLUSTER_NOT_FOUND")
+    assert_api_error(create(api, snapshotId="b" * 24), 404, "RESOURCE_NOT_FOUND")
+    assert sim.jobs == {}
+    assert sim.violations == []
+
+
+def test_dropped_connection_after_create_keeps_the_job(api: httpx.Client, sim: AtlasSimulator) -> None:
+    sim.drop_connection_after_next_create()
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        create(api)
+
+    assert len(sim.jobs) == 1
+    assert sim.calls[-1].status == 0 and sim.calls[-1].operation == "createFlexRestoreJob"
+    listed = api.get(JOBS).json()["results"]
+    assert [j["id"] for j in listed] == list(sim.jobs)
+    assert create(api, targetDeploymentItemName=DEMO.recovery_target).status_code == 200  # only once
+
+
+# -- scenarios -----------------------------------------------------------------------------------------
+
+
+def test_not_found_scenario(api: httpx.Client, sim: AtlasSimulator) -> None:
+    sim.scenario = "not-found"
+
+    for path in (SOURCE, SNAPSHOTS, JOBS):
+        assert_api_error(api.get(path), 404, "CLUSTER_NOT_FOUND")
+    assert_api_error(create(api), 404, "CLUSTER_NOT_FOUND")
+
+
+def test_rate_limited_until_retry_after_has_passed(
+    api: httpx.Client, sim: AtlasSimulator, clock: VirtualClock
+) -> None:
+    sim.scenario = "rate-limited"
+
+    first = api.get(SOURCE)
+    assert_api_error(first, 429, "RATE_LIMITED_TOKEN_BUCKET")
+    assert first.headers["retry-after"] == "7"
+    clock.advance(3)
+    early = api.get(SOURCE)
+    assert early.status_code == 429 and early.headers["retry-after"] == "4"
+    clock.advance(4)
+    assert api.get(SOURCE).status_code == 200
+    assert api.get(SOURCE).status_code == 200
+    other = api.get(SNAPSHOTS)  # each operation has its own window
+    assert other.status_code == 429 and other.headers["retry-after"] == "7"
+
+
+def test_rate_limit_retry_after_is_configurable(api: httpx.Client, sim: AtlasSimulator) -> None:
+    sim.retry_after_seconds = 11
+    sim.scenario = "rate-limited"
+
+    assert api.get(SOURCE).headers["retry-after"] == "11"
+
+
+def test_rate_limited_without_header(api: httpx.Client, sim: AtlasSimulator) -> None:
+    sim.scenario = "rate-limited-no-header"
+
+    answers = [api.get(SOURCE) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [429, 429, 200]
+    assert all("retry-after" not in a.headers for a in answers)
+
+
+def test_flaky_fails_twice_per_operation_then_works(api: httpx.Client, sim: AtlasSimulator) -> None:
+    sim.scenario = "flaky"
+
+    gets = [api.get(SOURCE).status_code for _ in range(3)]
+    creates = [create(api).status_code for _ in range(3)]
+
+    assert gets == [503, 500, 200]
+    assert creates == [503, 500, 200]
+    assert len(sim.jobs) == 1  # a refused create stores nothing
+
+
+def test_token_expired_rejects_the_token_in_use_once(sim: AtlasSimulator, api: httpx.Client) -> None:
+    assert api.get(SOURCE).status_code == 200
+    sim.scenario = "token-expired"
+
+    assert_api_error(api.get(SOURCE), 401, "UNAUTHORIZED")
+    assert api.get(SOURCE).status_code == 401  # that token stays expired
+    fresh = fetch_token(sim).json()["access_token"]
+    assert api.get(SOURCE, headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+    assert sim.token_requests == 2
+
+
+def test_token_expired_with_digest_sends_a_stale_challenge_once(sim: AtlasSimulator) -> None:
+    challenges: list[str] = []
+
+    def keep_challenge(response: httpx.Response) -> None:
+        if response.status_code == 401:
+            challenges.append(response.headers["www-authenticate"])
+
+    auth = httpx.DigestAuth(DEMO.public_key, DEMO.private_key)
+    hooks = {"response": [keep_challenge]}
+    with connect(base_url=sim.base_url, headers={"Accept": MEDIA}, auth=auth, event_hooks=hooks) as client:
+        assert client.get(SOURCE).status_code == 200
+        sim.scenario = "token-expired"
+        assert client.get(SOURCE).status_code == 200  # httpx answers the stale challenge itself
+        assert client.get(SOURCE).status_code == 200
+
+    assert [c.status for c in sim.calls] == [401, 200, 401, 200, 200]
+    assert "stale=TRUE" not in challenges[0] and "stale=TRUE" in challenges[1]
+
+
+def test_job_vanishes(api: httpx.Client, sim: AtlasSimulator) -> None:
+    sim.scenario = "job-vanishes"
+    job_id = create(api).json()["id"]
+
+    assert_api_error(api.get(f"{JOBS}/{job_id}"), 404, "RESOURCE_NOT_FOUND")
+
+
+def test_garbage_answers_reads_with_a_non_json_200(api: httpx.Client, sim: AtlasSimulator) -> None:
+    sim.scenario = "garbage"
+
+    answer = api.get(f"{JOBS}")
+    assert answer.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        answer.json()
+    assert create(api).json()["status"] == "PENDING"  # writes still answer JSON
+
+
+def test_every_scenario_is_switchable_and_unknown_ones_are_refused(sim: AtlasSimulator) -> None:
+    for scenario in SCENARIOS:
+        sim.scenario = scenario
+        assert sim.scenario == scenario
+    with pytest.raises(ValueError, match="unknown scenario 'sunny'"):
+        sim.scenario = "sunny"
+
+
+# -- spec violations -----------------------------------------------------------------------------------
+
+
+def test_missing_version_in_accept_is_a_406_violation(api: httpx.Client, sim: AtlasSimulator) -> None:
+    answer = api.get(SOURCE, headers={"Accept": "application/json"})
+
+    assert_api_error(answer, 406, "NOT_ACCEPTABLE")
+    assert len(sim.violations) == 1
+    assert "Accept header" in (sim.violations[0].violation or "")
+
+
+def test_bad_snapshot_id_in_path_is_a_400_violation(api: httpx.Client, sim: AtlasSimulator) -> None:
+    body = assert_api_error(api.get(f"{SNAPSHOTS}/NOT-HEX"), 400, "VALIDATION_ERROR")
+
+    assert body["badRequestDetail"]["fields"][0]["field"] == "snapshotId"
+    assert sim.violations[0].path.endswith("/NOT-HEX")
+
+
+def test_missing_target_project_is_refused_like_atlas(api: httpx.Client, sim: AtlasSimulator) -> None:
+    body = assert_api_error(create(api, targetProjectId=None), 400, "MISSING_ATTRIBUTE")
+
+    assert body["detail"] == "The required attribute targetProjectId was not specified."
+    assert "targetProjectId" in (sim.violations[0].violation or "")
+    assert sim.jobs == {}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code", "mentions"),
+    [
+        ({"snapshotId": None}, "MISSING_ATTRIBUTE", "snapshotId"),
+        ({"colour": "blue"}, "INVALID_ATTRIBUTE", "colour"),
+        ({"status": "PENDING"}, "VALIDATION_ERROR", "status"),
+        ({"targetDeploymentItemName": "bad/name"}, "VALIDATION_ERROR", "targetDeploymentItemName"),
+        ({"targetProjectId": "xyz"}, "VALIDATION_ERROR", "targetProjectId"),
+    ],
+)
+def test_bad_create_bodies_are_400_violations(
+    api: httpx.Client, sim: AtlasSimulator, overrides: dict[str, Any], code: str, mentions: str
+) -> None:
+    assert_api_error(create(api, **overrides), 400, code)
+
+    assert mentions in (sim.violations[0].violation or "")
+    assert sim.jobs == {}
+
+
+def test_instance_name_and_unicode_target_names_are_accepted(api: httpx.Client, sim: AtlasSimulator) -> None:
+    sim.add_cluster(DEMO.group_id, "bestellungen-prüfung")
+
+    answer = create(api, instanceName=DEMO.source_cluster, targetDeploymentItemName="bestellungen-prüfung")
+
+    assert answer.status_code == 200
+    assert sim.violations == []
+
+
+def test_other_request_violations(api: httpx.Client, sim: AtlasSimulator) -> None:
+    body = json.dumps(
+        {
+            "snapshotId": DEMO.latest_snapshot_id,
+            "targetDeploymentItemName": "x",
+            "targetProjectId": DEMO.group_id,
+        }
+    )
+    assert_api_error(
+        api.post(JOBS, content=body, headers={"Content-Type": "application/json"}),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
+    assert_api_error(
+        api.post(JOBS, content=b"{not json", headers={"Content-Type": MEDIA}), 400, "INVALID_JSON"
+    )
+    assert_api_error(api.get(SNAPSHOTS, params={"itemsPerPage": 501}), 400, "VALIDATION_ERROR")
+    assert_api_error(api.get(SNAPSHOTS, params={"pageNum": "one"}), 400, "VALIDATION_ERROR")
+    assert_api_error(api.get(SNAPSHOTS, params={"includeCount": "yes"}), 400, "VALIDATION_ERROR")
+    assert_api_error(api.get(SNAPSHOTS, params={"sort": "asc"}), 400, "VALIDATION_ERROR")
+    assert_api_error(api.get(f"{GROUP}/-leading-dash"), 400, "VALIDATION_ERROR")
+    assert_api_error(api.get(f"{SOURCE}/backup/exports"), 404, "RESOURCE_NOT_FOUND")
+    assert_api_error(api.delete(JOBS), 405, "METHOD_NOT_ALLOWED")
+
+    assert len(sim.violations) == 9
+    assert all(c.status >= 400 for c in sim.violations)
+
+
+def test_well_formed_calls_record_no_violation(
+    api: httpx.Client, sim: AtlasSimulator, clock: VirtualClock
+) -> None:
+    api.get(SOURCE, params={"pretty": "true", "envelope": "false"})
+    api.get(SNAPSHOTS, params={"itemsPerPage": 500, "pageNum": 1, "includeCount": "true"})
+    job_id = create(api).json()["id"]
+    clock.advance(120)
+    api.get(f"{JOBS}/{job_id}")
+    api.get(JOBS)
+
+    assert sim.violations == []
+    assert [c.status for c in sim.calls] == [200] * 6
+
+
+def test_envelope_wraps_single_resources(api: httpx.Client) -> None:
+    wrapped = api.get(SOURCE, params={"envelope": "true"}).json()
+
+    assert wrapped["status"] == 200 and wrapped["content"]["name"] == DEMO.source_cluster
+    assert api.get(SNAPSHOTS, params={"envelope": "true"}).json()["status"] == 200
+
+
+def test_download_is_answered_as_unsupported(api: httpx.Client, sim: AtlasSimulator) -> None:
+    body = json.dumps({"snapshotId": DEMO.latest_snapshot_id})
+
+    answer = api.post(f"{SOURCE}/backup/download", content=body, headers={"Content-Type": MEDIA})
+
+    assert_api_error(answer, 400, "FEATURE_UNSUPPORTED")
+    assert sim.violations == []
+
+
+# -- the call log --------------------------------------------------------------------------------------
+
+
+def test_call_log_is_complete_under_concurrency(api: httpx.Client, sim: AtlasSimulator) -> None:
+    def read() -> None:
+        assert api.get(SOURCE).status_code == 200
+
+    threads = [threading.Thread(target=read) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    reads = [c for c in sim.calls if c.operation == "getFlexCluster"]
+    assert len(reads) == 16
+    assert {(c.method, c.path, c.status, c.auth_kind, c.violation) for c in reads} == {
+        ("GET", SOURCE, 200, "bearer", None)
+    }
+
+
+def test_stop_frees_the_port(clock: VirtualClock) -> None:
+    simulator = AtlasSimulator(clock=clock)
+    url = simulator.start()
+    simulator.stop()
+
+    with pytest.raises(httpx.ConnectError):
+        get(url + SOURCE, timeout=1)
