@@ -1,0 +1,516 @@
+"""The Atlas client against the local Atlas simulator (a real HTTP server on loopback), in every scenario,
+with both credential kinds. Every test ends by asserting the simulator saw no spec violation.
+
+Nothing sleeps for real: the client and the simulator share one VirtualClock.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from flexrestore import clock
+from flexrestore.atlas.auth import Credentials, reset_token_cache
+from flexrestore.atlas.client import AtlasClient
+from flexrestore.atlas.errors import (
+    AtlasAuthError,
+    AtlasBadRequest,
+    AtlasBadResponse,
+    AtlasConflict,
+    AtlasNotFound,
+    AtlasRateLimited,
+)
+from flexrestore.atlas.models import RestoreJob
+from flexrestore.simulator import DEMO, SCENARIOS, AtlasSimulator
+
+SECRET_ID = "flexrestore/atlas-credentials"
+KINDS = ("service_account", "api_key")
+GROUP = DEMO.group_id
+SOURCE = DEMO.source_cluster
+TARGET = DEMO.scratch_target
+
+
+def credentials(kind: str, *, wrong: bool = False) -> Credentials:
+    if kind == "service_account":
+        secret = "mdb_sa_sk_WRONG-value-0000" if wrong else DEMO.client_secret
+        return Credentials.service_account(DEMO.client_id, secret, secret_id=SECRET_ID)
+    private = "00000000-WRONG-0000-0000-000000000000" if wrong else DEMO.private_key
+    return Credentials.api_key(DEMO.public_key, private, secret_id=SECRET_ID)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tokens() -> Iterator[None]:
+    reset_token_cache()
+    yield
+    reset_token_cache()
+
+
+@pytest.fixture
+def vclock() -> clock.VirtualClock:
+    c = clock.VirtualClock()
+    clock.use(c)
+    return c
+
+
+@pytest.fixture
+def sim(vclock: clock.VirtualClock) -> Iterator[AtlasSimulator]:
+    with AtlasSimulator(clock=vclock) as simulator:
+        yield simulator
+        # Belt and braces: every test also asserts this itself, at the point it matters.
+        assert simulator.violations == []
+        assert simulator.errors == []
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_client(sim: AtlasSimulator, vclock: clock.VirtualClock) -> Iterator[Callable[..., AtlasClient]]:
+    made: list[AtlasClient] = []
+
+    def make(kind: str, **kwargs: Any) -> AtlasClient:
+        client = AtlasClient(
+            sim.base_url, credentials(kind, wrong=kwargs.pop("wrong", False)), clock=vclock, **kwargs
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def assert_clean(sim: AtlasSimulator) -> None:
+    assert sim.violations == []
+    assert sim.errors == []
+
+
+def create(client: AtlasClient, target: str = TARGET) -> RestoreJob:
+    return client.create_restore_job(
+        GROUP, SOURCE, snapshot_id=DEMO.latest_snapshot_id, target_name=target, target_project_id=GROUP
+    )
+
+
+def poll_until_terminal(
+    client: AtlasClient, vclock: clock.VirtualClock, job_id: str, *, every: float, limit: float
+) -> tuple[RestoreJob, list[str]]:
+    seen: list[str] = []
+    start = vclock.now()
+    job = client.get_restore_job(GROUP, SOURCE, job_id)
+    seen.append(job.status)
+    while not job.is_terminal and vclock.now() - start < limit:
+        vclock.advance(every)
+        job = client.get_restore_job(GROUP, SOURCE, job_id)
+        if job.status != seen[-1]:
+            seen.append(job.status)
+    return job, seen
+
+
+def api_calls(sim: AtlasSimulator, method: str | None = None, operation: str | None = None) -> list[Any]:
+    return [
+        c
+        for c in sim.calls
+        if c.operation != "token"
+        and (method is None or c.method == method)
+        and (operation is None or c.operation == operation)
+    ]
+
+
+# ------------------------------------------------------------------------------------------ scenarios
+
+
+def test_every_scenario_is_covered_here() -> None:
+    covered = {
+        "ok",
+        "slow",
+        "fail",
+        "never-finishes",
+        "not-found",
+        "rate-limited",
+        "rate-limited-no-header",
+        "flaky",
+        "token-expired",
+        "job-vanishes",
+        "garbage",
+    }
+    assert set(SCENARIOS) == covered
+
+
+def test_ok_full_restore_flow(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    client = make_client(kind)
+    cluster = client.get_flex_cluster(GROUP, SOURCE)
+    assert cluster.name == SOURCE
+    assert cluster.state_name == "IDLE"
+    assert cluster.mongodb_version == "8.0.15"
+    assert cluster.tag_map == {DEMO.protected_tag_key: DEMO.protected_tag_value}
+
+    snapshots = client.list_snapshots(GROUP, SOURCE)
+    assert {s.id for s in snapshots if s.is_completed} == set(DEMO.completed_snapshot_ids)
+    assert any(s.status == "FAILED" for s in snapshots)
+    latest = client.get_snapshot(GROUP, SOURCE, DEMO.latest_snapshot_id)
+    assert latest.is_completed and latest.mongodb_version == "8.0.15"
+
+    created_at = vclock.now()
+    job = create(client)
+    assert job.status == "PENDING"
+    assert job.target_deployment_item_name == TARGET
+    assert job.target_project_id == GROUP
+    assert job.snapshot_id == DEMO.latest_snapshot_id
+    assert job.restore_scheduled_date is not None
+
+    final, seen = poll_until_terminal(client, vclock, job.id, every=5, limit=600)
+    assert final.status == "COMPLETED"
+    assert seen == ["PENDING", "QUEUED", "RUNNING", "COMPLETED"]
+    assert final.restore_finished_date is not None
+    assert final.restore_scheduled_date is not None
+    took = final.restore_finished_date.timestamp() - final.restore_scheduled_date.timestamp()
+    assert took == pytest.approx(60, abs=1)
+    assert vclock.now() - created_at < 120
+
+    assert [j.id for j in client.list_restore_jobs(GROUP, SOURCE)] == [job.id]
+    found = client.find_restore_job(
+        GROUP, SOURCE, snapshot_id=DEMO.latest_snapshot_id, target_name=TARGET, target_project_id=GROUP
+    )
+    assert found is not None and found.id == job.id
+    assert len(sim.jobs) == 1
+    # Every API call carried the versioned media type and the right credential kind.
+    expected_auth = "bearer" if kind == "service_account" else "digest"
+    authed = [c for c in api_calls(sim) if c.status != 401]
+    assert authed and all(c.auth_kind == expected_auth for c in authed)
+    post = api_calls(sim, "POST")[-1]
+    assert post.body == {
+        "snapshotId": DEMO.latest_snapshot_id,
+        "targetDeploymentItemName": TARGET,
+        "targetProjectId": GROUP,
+    }
+    assert_clean(sim)
+
+
+def test_slow_restore_takes_thirty_minutes_and_the_token_outlives_it(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    sim.scenario = "slow"
+    client = make_client(kind)
+    job = create(client)
+    vclock.advance(600)
+    assert client.get_restore_job(GROUP, SOURCE, job.id).status == "RUNNING"
+    final, _ = poll_until_terminal(client, vclock, job.id, every=60, limit=3600)
+    assert final.status == "COMPLETED"
+    assert final.restore_finished_date is not None
+    assert final.restore_scheduled_date is not None
+    took = final.restore_finished_date.timestamp() - final.restore_scheduled_date.timestamp()
+    assert took == pytest.approx(1800, abs=1)
+    if kind == "service_account":
+        assert sim.token_requests == 1
+    assert_clean(sim)
+
+
+def test_fail_ends_in_failed_which_is_terminal(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    sim.scenario = "fail"
+    client = make_client(kind)
+    job = create(client)
+    final, seen = poll_until_terminal(client, vclock, job.id, every=10, limit=600)
+    assert final.status == "FAILED"
+    assert final.is_terminal
+    assert seen[-1] == "FAILED"
+    assert_clean(sim)
+
+
+def test_never_finishes_stays_non_terminal_and_tokens_renew_on_time(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    sim.scenario = "never-finishes"
+    client = make_client(kind)
+    job = create(client)
+    final, _ = poll_until_terminal(client, vclock, job.id, every=300, limit=6 * 3600)
+    assert final.status == "RUNNING"
+    assert not final.is_terminal
+    if kind == "service_account":
+        # 6 h of polling with 1 h tokens: renewed ahead of expiry, never through a 401.
+        assert 6 <= sim.token_requests <= 8
+        assert [c for c in api_calls(sim) if c.status == 401] == []
+    assert_clean(sim)
+
+
+def test_not_found_is_a_typed_error_and_create_is_not_retried(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    sim.scenario = "not-found"
+    client = make_client(kind)
+    with pytest.raises(AtlasNotFound) as caught:
+        client.get_flex_cluster(GROUP, SOURCE)
+    assert caught.value.status == 404
+    assert caught.value.error_code == "CLUSTER_NOT_FOUND"
+    assert not caught.value.retryable
+    with pytest.raises(AtlasNotFound):
+        create(client)
+    assert len(api_calls(sim, "POST")) - len([c for c in api_calls(sim, "POST") if c.status == 401]) == 1
+    assert sim.jobs == {}
+    assert vclock.slept == []
+    assert_clean(sim)
+
+
+def test_unknown_cluster_in_ok_scenario_is_not_found(
+    sim: AtlasSimulator, make_client: Any, kind: str
+) -> None:
+    with pytest.raises(AtlasNotFound, match="CLUSTER_NOT_FOUND"):
+        make_client(kind).get_flex_cluster(GROUP, "no-such-cluster")
+    assert_clean(sim)
+
+
+def test_rate_limited_waits_at_least_retry_after_7_on_the_clock(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    sim.scenario = "rate-limited"
+    assert sim.retry_after_seconds == 7
+    client = make_client(kind)
+    start = vclock.now()
+    assert client.get_flex_cluster(GROUP, SOURCE).name == SOURCE
+    assert vclock.now() - start >= 7
+    assert vclock.slept[0] >= 7
+    job = create(client)
+    assert len(sim.jobs) == 1 and job.id in sim.jobs
+    limited = [c for c in api_calls(sim) if c.status == 429]
+    assert len(limited) == 2  # one per operation, each honoured
+    assert_clean(sim)
+
+
+def test_rate_limited_beyond_the_budget_gives_up_with_retry_after(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    sim.retry_after_seconds = 300
+    sim.scenario = "rate-limited"
+    client = make_client(kind, max_total_wait=60)
+    with pytest.raises(AtlasRateLimited) as caught:
+        client.get_flex_cluster(GROUP, SOURCE)
+    assert caught.value.retry_after == 300
+    assert caught.value.retryable
+    assert vclock.slept == []
+    assert_clean(sim)
+
+
+def test_rate_limited_without_header_backs_off_and_succeeds(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    sim.scenario = "rate-limited-no-header"
+    client = make_client(kind)
+    start = vclock.now()
+    assert client.get_flex_cluster(GROUP, SOURCE).name == SOURCE
+    assert len(vclock.slept) == 2
+    assert 5 <= vclock.slept[0] <= 10 and 10 <= vclock.slept[1] <= 20
+    assert vclock.now() - start <= 60
+    job = create(client)
+    assert list(sim.jobs) == [job.id]
+    assert_clean(sim)
+
+
+def test_flaky_bursts_are_retried_and_create_makes_exactly_one_job(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    sim.scenario = "flaky"
+    client = make_client(kind)
+    assert client.get_flex_cluster(GROUP, SOURCE).name == SOURCE
+    assert len(client.list_snapshots(GROUP, SOURCE)) == 4
+    job = create(client)
+    assert list(sim.jobs) == [job.id]
+    final, _ = poll_until_terminal(client, vclock, job.id, every=10, limit=600)
+    assert final.status == "COMPLETED"
+    statuses = {c.status for c in api_calls(sim)}
+    assert {500, 503} <= statuses
+    # Before each re-sent create the client looked for a job already made.
+    ops = [c.operation for c in api_calls(sim) if c.status != 401 and c.operation != "getFlexCluster"]
+    posts = [i for i, op in enumerate(ops) if op == "createFlexRestoreJob"]
+    for earlier, later in itertools.pairwise(posts):
+        assert "listFlexRestoreJobs" in ops[earlier:later]
+    assert_clean(sim)
+
+
+def test_token_expired_refreshes_exactly_once(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    client = make_client(kind)
+    client.get_flex_cluster(GROUP, SOURCE)
+    sim.scenario = "token-expired"
+    assert client.get_flex_cluster(GROUP, SOURCE).name == SOURCE
+    assert client.get_flex_cluster(GROUP, SOURCE).name == SOURCE
+    if kind == "service_account":
+        assert sim.token_requests == 2  # the first token, and exactly one refresh
+    else:
+        assert sim.token_requests == 0
+    assert vclock.slept == []  # an auth refresh is not a back-off
+    assert_clean(sim)
+
+
+def test_token_expired_during_a_create_makes_one_job(
+    sim: AtlasSimulator, make_client: Any, kind: str
+) -> None:
+    client = make_client(kind)
+    client.get_flex_cluster(GROUP, SOURCE)
+    sim.scenario = "token-expired"
+    job = create(client)
+    assert list(sim.jobs) == [job.id]
+    assert_clean(sim)
+
+
+def test_job_vanishes_is_not_found_on_get(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    client = make_client(kind)
+    job = create(client)
+    sim.scenario = "job-vanishes"
+    with pytest.raises(AtlasNotFound) as caught:
+        client.get_restore_job(GROUP, SOURCE, job.id)
+    assert caught.value.error_code == "RESOURCE_NOT_FOUND"
+    assert vclock.slept == []
+    assert_clean(sim)
+
+
+def test_garbage_reads_are_bad_responses_after_bounded_retries(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    client = make_client(kind)
+    job = create(client)
+    sim.scenario = "garbage"
+    with pytest.raises(AtlasBadResponse) as caught:
+        client.get_restore_job(GROUP, SOURCE, job.id)
+    assert caught.value.retryable
+    assert "not JSON" in str(caught.value)
+    gets = [c for c in api_calls(sim, "GET") if c.status == 200]
+    assert len(gets) == 5  # max_attempts
+    assert vclock.now() - vclock.slept[0] > 0 and sum(vclock.slept) <= 60
+    sim.scenario = "ok"
+    assert client.get_restore_job(GROUP, SOURCE, job.id).id == job.id
+    assert_clean(sim)
+
+
+# --------------------------------------------------------------------------------- the must-haves
+
+
+def test_fifty_calls_in_one_container_make_exactly_one_token_request(
+    sim: AtlasSimulator, make_client: Any
+) -> None:
+    clients = [make_client("service_account") for _ in range(5)]  # handlers may build several
+    for i in range(50):
+        clients[i % 5].get_flex_cluster(GROUP, SOURCE)
+    assert sim.token_requests == 1
+    assert len([c for c in api_calls(sim) if c.status == 200]) == 50
+    assert_clean(sim)
+
+
+def test_connection_dropped_after_atlas_stored_the_create_still_one_job(
+    sim: AtlasSimulator, make_client: Any, kind: str
+) -> None:
+    client = make_client(kind)
+    sim.drop_connection_after_next_create()
+    job = create(client)
+    assert list(sim.jobs) == [job.id]
+    assert job.target_deployment_item_name == TARGET
+    creates = [c for c in api_calls(sim, "POST") if c.status != 401]
+    assert [c.status for c in creates] == [0]  # sent once, its answer lost, never re-sent
+    assert_clean(sim)
+
+
+def test_a_second_create_into_a_busy_target_is_refused_not_retried(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
+) -> None:
+    client = make_client(kind)
+    create(client)
+    with pytest.raises(AtlasConflict) as caught:
+        create(client)
+    assert caught.value.status == 409
+    assert len(sim.jobs) == 1
+    assert vclock.slept == []
+    assert_clean(sim)
+
+
+def test_dedicated_cluster_is_a_bad_request_with_atlas_error_code(
+    sim: AtlasSimulator, make_client: Any, kind: str
+) -> None:
+    with pytest.raises(AtlasBadRequest) as caught:
+        make_client(kind).get_flex_cluster(GROUP, DEMO.dedicated_cluster)
+    assert caught.value.error_code == "CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API"
+    assert_clean(sim)
+
+
+def test_pagination_against_the_simulator(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any
+) -> None:
+    for _ in range(7):
+        sim.add_snapshot(GROUP, SOURCE)
+    client = make_client("service_account", page_size=3)
+    snapshots = client.list_snapshots(GROUP, SOURCE)
+    assert len(snapshots) == 11
+    assert len({s.id for s in snapshots}) == 11
+    pages = [c.query["pageNum"] for c in api_calls(sim, "GET", "listFlexBackupSnapshots")]
+    assert pages == ["1", "2", "3", "4"]
+    assert_clean(sim)
+
+
+def test_bad_credentials_name_the_secret_not_its_values(
+    sim: AtlasSimulator, make_client: Any, kind: str
+) -> None:
+    client = make_client(kind, wrong=True)
+    with pytest.raises(AtlasAuthError) as caught:
+        client.get_flex_cluster(GROUP, SOURCE)
+    message = str(caught.value)
+    assert f"secret '{SECRET_ID}'" in message
+    assert caught.value.status == 401
+    for value in (*client.credentials.secret_values, DEMO.client_secret, DEMO.private_key):
+        assert value not in message and value not in repr(caught.value)
+    assert sim.jobs == {}
+    assert_clean(sim)
+
+
+def test_no_secret_token_or_authorization_in_errors_or_logs(
+    sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger: ours, httpx, httpcore
+    texts: list[str] = []
+    for kind in KINDS:
+        client = make_client(kind)
+        for scenario in SCENARIOS:
+            sim.scenario = scenario
+            target = DEMO.recovery_target if kind == "api_key" else TARGET
+            for call in (
+                lambda c=client: c.get_flex_cluster(GROUP, SOURCE),
+                lambda c=client: c.list_restore_jobs(GROUP, SOURCE),
+                lambda c=client, t=target: create(c, t),
+            ):
+                try:
+                    call()
+                except Exception as exc:
+                    texts += [str(exc), repr(exc), str(exc.__cause__), repr(exc.__cause__)]
+            vclock.advance(3600)  # lets running jobs finish so the next create is not refused
+        bad = make_client(kind, wrong=True)
+        sim.scenario = "ok"
+        with pytest.raises(AtlasAuthError) as caught:
+            bad.get_flex_cluster(GROUP, SOURCE)
+        texts += [str(caught.value), repr(caught.value), repr(bad), repr(bad.credentials)]
+    # Every token the simulator ever issued (reaching into it: tests only).
+    tokens = list(sim.auth._tokens)
+    assert len(tokens) >= 2
+    assert "atlas GET" in caplog.text
+    haystack = "\n".join([*texts, caplog.text, *(r.getMessage() for r in caplog.records)])
+    basic = base64.b64encode(f"{DEMO.client_id}:{DEMO.client_secret}".encode()).decode()
+    for needle in (
+        DEMO.client_secret,
+        DEMO.private_key,
+        DEMO.client_id,
+        basic,
+        "Authorization",
+        "Digest username",
+        *tokens,
+    ):
+        assert needle not in haystack
+    assert_clean(sim)
