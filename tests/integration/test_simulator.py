@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 
 from flexrestore.clock import VirtualClock
 from flexrestore.simulator import DEMO, SCENARIOS, AtlasSimulator
-from flexrestore.simulator.spec import Spec
+from flexrestore.simulator.spec import ResponseValidator, Spec
 
 MEDIA = "application/vnd.atlas.2024-11-13+json"
 START = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
@@ -21,6 +22,17 @@ GROUP = f"/api/atlas/v2/groups/{DEMO.group_id}/flexClusters"
 SOURCE = f"{GROUP}/{DEMO.source_cluster}"
 JOBS = f"{SOURCE}/backup/restoreJobs"
 SNAPSHOTS = f"{SOURCE}/backup/snapshots"
+
+
+def _api_error_schema() -> dict[str, Any]:
+    schema = copy.deepcopy(Spec.load().operations[0].responses["400"])
+    # The spec types `parameters` items as objects, but real Atlas sends scalars (atlas/README §8:
+    # `parameters [path, 55, 10, 5, 60]`); the simulator follows Atlas.
+    del schema["properties"]["parameters"]["items"]
+    return schema
+
+
+API_ERROR_VALIDATOR = ResponseValidator(_api_error_schema())
 
 
 # The simulator speaks plain http: skip building a TLS context for each client (~25 ms apiece).
@@ -82,6 +94,7 @@ def assert_api_error(response: httpx.Response, status: int, code: str) -> dict[s
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     body: dict[str, Any] = response.json()
+    assert list(API_ERROR_VALIDATOR.iter_errors(body)) == []
     assert body["error"] == status
     assert body["errorCode"] == code
     assert body["detail"]
@@ -617,3 +630,14 @@ def test_stop_frees_the_port(clock: VirtualClock) -> None:
 
     with pytest.raises(httpx.ConnectError):
         get(url + SOURCE, timeout=1)
+
+
+def test_response_self_check_catches_a_body_that_breaks_the_spec() -> None:
+    spec = Spec.load()
+    get_job = spec.match("GET", f"{JOBS}/{'c' * 24}").operation
+
+    problems = spec.check_response(get_job, 200, {"id": "short", "status": "DONE", "snapshotId": 7})
+
+    assert len(problems) == 3
+    undocumented = spec.check_response(get_job, 201, {})
+    assert undocumented == ["status 201 is not documented for getGroupFlexClusterBackupRestoreJob"]

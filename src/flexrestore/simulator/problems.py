@@ -14,6 +14,7 @@ class AtlasProblem(Exception):
     status: int
     error_code: str
     detail: str
+    # Scalars, as real Atlas sends them (the spec types the items as objects).
     parameters: list[Any] = field(default_factory=list)
     fields: list[tuple[str, str]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)

@@ -130,7 +130,8 @@ class AtlasSimulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
-        self.errors: list[str] = []  # simulator bugs (an exception while answering); should stay empty
+        # Simulator bugs: an exception while answering, or a success body that breaks the spec. Stays empty.
+        self.errors: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -290,6 +291,7 @@ class AtlasSimulator:
                     if fault is not None:
                         raise fault
                     reply = self._operate(found, query, parsed)
+                    self._check_own_answer(found, reply)
                 except AtlasProblem as problem:
                     violation = problem.violation
                     reply = _Reply(problem.status, problem.body(), dict(problem.headers), "application/json")
@@ -347,6 +349,12 @@ class AtlasSimulator:
         if self.scenario == "garbage":
             return _Reply(200, raw=GARBAGE_BODY)
         return _Reply(200, result)
+
+    def _check_own_answer(self, found: Match, reply: _Reply) -> None:
+        """Every success body must match the spec's response schema; a mismatch is a simulator bug."""
+        if reply.raw is None and reply.body is not None:
+            for problem in self.spec.check_response(found.operation, reply.status, reply.body):
+                self.errors.append(f"response of {found.operation.short_id} breaks the spec: {problem}")
 
     def _log(self, call: Call) -> None:
         with self._log_lock:

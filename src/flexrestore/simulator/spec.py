@@ -121,6 +121,7 @@ class Spec:
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
         self.operations: list[Operation] = []
+        self._response_validators: dict[tuple[str, int], Any] = {}
         for template, item in document["paths"].items():
             shared = item.get("parameters", [])
             for method in _METHODS:
@@ -192,7 +193,7 @@ class Spec:
         for name, value in found.path_values.items():
             problem = _first_error(RequestValidator, operation.path_params[name], value)
             if problem:
-                raise _bad_request(f"path parameter {name}", f"{value!r} {problem}", name)
+                raise _bad_request(f"path parameter {name}", problem, name)
         for name, values in query.items():
             _check_query(operation, name, values)
         if operation.body_schema is None:
@@ -207,7 +208,10 @@ class Spec:
         schema = operation.responses.get(str(status))
         if schema is None:
             return [f"status {status} is not documented for {operation.operation_id}"]
-        validator = ResponseValidator(schema)
+        key = (operation.operation_id, status)
+        validator = self._response_validators.get(key)
+        if validator is None:
+            validator = self._response_validators[key] = ResponseValidator(schema)
         return [f"{_where(e)}: {e.message}" for e in validator.iter_errors(body)]
 
 
@@ -256,7 +260,7 @@ def _check_query(operation: Operation, name: str, values: list[str]) -> None:
             raise _bad_request(f"query parameter {name}", f"{raw!r} is not an integer", name) from None
     problem = _first_error(RequestValidator, schema, value)
     if problem:
-        raise _bad_request(f"query parameter {name}", f"{raw!r} {problem}", name)
+        raise _bad_request(f"query parameter {name}", problem, name)
 
 
 def _check_body(operation: Operation, raw: bytes) -> Any:
@@ -287,7 +291,7 @@ def _check_body(operation: Operation, raw: bytes) -> Any:
         if error.validator == "readOnly" and where in READ_ONLY_TOLERATED:
             continue
         if error.validator == "required":
-            missing = error.message.split("'")[1]
+            missing = next(name for name in error.validator_value if name not in error.instance)
             raise _missing(missing, f"body: required attribute {missing!r} is missing")
         raise _bad_request(f"body.{where}", error.message, where)
     for name in REQUIRED_IN_PRACTICE.get(operation.operation_id, ()):
