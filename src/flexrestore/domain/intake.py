@@ -611,9 +611,14 @@ def new_record(
     break_glass: dict[str, str | None] | None,
     lock_id: str | None,
 ) -> dict[str, Any]:
-    """The restore record as first written (CONTRACTS.md, "Restore record")."""
+    """The restore record as first written (CONTRACTS.md, "Restore record").
+
+    Attributes that only exist later (restoreJobId, executionArn, finalStatus, finishedAt, error, ...) are
+    left out rather than written as null: the poll loop's writes are conditional on
+    ``attribute_not_exists(finalStatus)``.
+    """
     at = iso(requested_at)
-    return {
+    record: dict[str, Any] = {
         "id": restore_id,
         "kind": "restore",
         "restoreId": restore_id,
@@ -626,19 +631,12 @@ def new_record(
         "snapshotId": snapshot_id,
         "targetDeploymentItemName": request.target_deployment_item_name,
         "targetProjectId": request.target_project_id,
-        "restoreJobId": None,
-        "executionArn": None,
         "breakGlass": break_glass,
         "lockId": lock_id,
         "status": "CREATING",
         "timeline": [{"status": "CREATING", "at": at}],
-        "finalStatus": None,
-        "finishedAt": None,
-        "durationSeconds": None,
-        "atlasDurationSeconds": None,
-        "error": None,
-        "notification": None,
     }
+    return record
 
 
 def _short(text: str | None, limit: int = 300) -> str:
