@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -387,16 +387,3 @@ def body(record: dict[str, Any], *, record_saved: bool = True) -> str:
         lines.append("WARNING:      the final record could not be saved in DynamoDB; this message holds it.")
     lines += ["", json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False, default=str)]
     return "\n".join(lines)
-
-
-@dataclass
-class NotificationState:
-    status: str
-    at: str
-    error: dict[str, str] | None = field(default=None)
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"status": self.status, "at": self.at}
-        if self.error:
-            data["error"] = self.error
-        return data

@@ -8,12 +8,15 @@ Comment). Atlas faults that outlast the client's own retries propagate as their 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from flexrestore import clock
 from flexrestore.domain import outcome, polling
+
+if TYPE_CHECKING:
+    from flexrestore.atlas.errors import AtlasError
 
 logger = Logger()
 
@@ -38,9 +41,31 @@ def _record_status(restore_id: str, status: str, at: str) -> None:
         )
 
 
+def _by_public_name(error: AtlasError) -> AtlasError:
+    """The same error as its public class: the state machine's retriers match on the class name
+    (``AtlasUnavailable``), so a private subclass of the client must not reach Step Functions."""
+    from flexrestore.atlas import errors
+
+    public = next(
+        cls
+        for cls in type(error).__mro__
+        if cls.__module__ == errors.__name__ and not cls.__name__.startswith("_")
+    )
+    if public is type(error):
+        return error
+    return public(  # type: ignore[no-any-return]
+        str(error),
+        status=error.status,
+        error_code=error.error_code,
+        detail=error.detail,
+        retryable=error.retryable,
+        retry_after=error.retry_after,
+    )
+
+
 @logger.inject_lambda_context(correlation_id_path="restoreId")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from flexrestore.atlas.errors import AtlasNotFound
+    from flexrestore.atlas.errors import AtlasError, AtlasNotFound
     from flexrestore.atlas.factory import get_atlas_client
 
     start = outcome.StartInput.from_event(event)
@@ -55,6 +80,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         atlas_said = " ".join(str(part) for part in (exc.status, exc.error_code, exc.detail) if part)
         logger.error("Atlas no longer knows the restore job", extra={"atlas": atlas_said})
         return outcome.observation_job_vanished(start, clock.utcnow(), atlas_said or "HTTP 404").to_dict()
+    except AtlasError as exc:
+        raise _by_public_name(exc) from None
 
     observed_at = clock.utcnow()  # after the call: the client may have waited out a Retry-After
     _record_status(start.restore_id, job.status, clock.isoformat(observed_at))

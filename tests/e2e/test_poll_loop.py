@@ -1,0 +1,216 @@
+"""The real state machine, executed by moto, with its Lambda tasks calling the real handlers in-process
+and the Atlas simulator answering, all on one virtual clock: one test per way a restore can end.
+
+Each test asserts what people and machines see: the final record (GET /restores/{id}), the SNS message
+and the EventBridge outcome event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from flexrestore.clock import VirtualClock
+from flexrestore.local.harness import RESTORES_TABLE, OfflineStack
+from flexrestore.simulator import DEMO
+from tests.e2e.support import StartedRestore, start_restore
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def stack(request: pytest.FixtureRequest) -> Iterator[OfflineStack]:
+    scenario = getattr(request, "param", "ok")
+    with OfflineStack(scenario=scenario, clock=VirtualClock()) as offline:
+        yield offline
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def ended(
+    stack: OfflineStack, restore: StartedRestore
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Run the execution to its end; the final record, the one SNS message and the one outcome event."""
+    execution = stack.wait_for_execution(restore.execution_arn)
+    assert execution["status"] == "SUCCEEDED", (execution.get("error"), execution.get("cause"))
+    record = stack.record(restore.restore_id)
+    assert record is not None
+    notifications, events = stack.notifications(), stack.events()
+    assert len(notifications) == 1
+    assert len(events) == 1
+    notification, event = notifications[0], events[0]
+    # The message ends with the record, and the event's detail is the record, as saved.
+    saved = {key: value for key, value in record.items() if key != "notification"}
+    assert notification["record"] == saved
+    assert event["source"] == "flexrestore"
+    assert event["detail"] == saved
+    assert record["notification"]["status"] == "SENT"
+    return record, notification, event
+
+
+def test_a_completed_restore_is_recorded_with_its_rto_and_announced(stack: OfflineStack) -> None:
+    restore = start_restore(stack, take_lock=True)
+    record, notification, event = ended(stack, restore)
+
+    assert record["finalStatus"] == "COMPLETED"
+    assert record["error"] is None
+    # Atlas: scheduled 5 s after the request, finished 60 s after that.
+    assert record["atlasDurationSeconds"] == 60
+    assert record["durationSeconds"] == 65
+    assert record["durationSource"] == "atlas"
+    assert [entry["status"] for entry in record["timeline"]][-1] == "COMPLETED"
+    assert record["timeline"][0]["status"] == "PENDING"
+    assert record["requestedBy"]["caller"] == "arn:aws:iam::123456789012:user/ops"
+    assert record["executionArn"] == restore.execution_arn
+    noticed = (at(record["noticedAt"]) - at(record["restoreFinishedDate"])).total_seconds()
+    assert 0 <= noticed <= 20
+    assert stack.state_transitions(restore.execution_arn) <= 15
+
+    assert notification["subject"] == "Restore COMPLETED: orders-prod → orders-verify in 65 s"
+    assert "Duration:     RTO 65 s; Atlas restore itself 60 s" in notification["message"]
+    assert event["detail-type"] == "Flex Restore Succeeded"
+
+    # The target is free again for the next restore.
+    assert stack.record(restore.lock_id or "") is None
+    assert [call for call in stack.atlas_calls() if call["violation"]] == []
+
+
+@pytest.mark.parametrize("stack", ["fail"], indirect=True)
+def test_an_atlas_failure_is_recorded_as_failed_and_announced(stack: OfflineStack) -> None:
+    restore = start_restore(stack)
+    record, notification, event = ended(stack, restore)
+
+    assert record["finalStatus"] == "FAILED"
+    assert record["error"] == {
+        "code": "ATLAS_RESTORE_FAILED",
+        "message": f"Atlas reports restore job {restore.job_id} as FAILED",
+    }
+    assert record["timeline"][-1]["status"] == "FAILED"
+    assert notification["subject"].startswith("Restore FAILED: orders-prod → orders-verify")
+    assert (
+        f"Error:        ATLAS_RESTORE_FAILED: Atlas reports restore job {restore.job_id}"
+        in notification["message"]
+    )
+    assert event["detail-type"] == "Flex Restore Failed"
+
+
+@pytest.mark.parametrize("stack", ["never-finishes"], indirect=True)
+def test_a_restore_that_never_finishes_times_out_at_the_deadline(stack: OfflineStack) -> None:
+    restore = start_restore(stack, deadline_seconds=600)
+    record, notification, event = ended(stack, restore)
+
+    assert record["finalStatus"] == "TIMED_OUT"
+    assert record["durationSeconds"] is None
+    assert record["error"]["code"] == "DEADLINE_EXCEEDED"
+    assert f"restore job {restore.job_id} did not finish within 10 min" in record["error"]["message"]
+    assert record["status"] in ("PENDING", "QUEUED", "RUNNING")  # what Atlas last showed
+    # Noticed at the first look after the deadline, which is at most one back-off step (90 s) late.
+    late = (at(record["noticedAt"]) - at(restore.execution_input["deadline"])).total_seconds()
+    assert 0 <= late <= 90
+    assert notification["subject"] == "Restore TIMED_OUT: orders-prod → orders-verify"
+    assert event["detail-type"] == "Flex Restore Timed Out"
+
+
+@pytest.mark.parametrize("stack", ["job-vanishes"], indirect=True)
+def test_a_job_atlas_no_longer_knows_ends_as_an_error_naming_it(stack: OfflineStack) -> None:
+    restore = start_restore(stack)
+    record, notification, event = ended(stack, restore)
+
+    assert record["finalStatus"] == "ERROR"
+    assert record["error"]["code"] == "RESTORE_JOB_NOT_FOUND"
+    assert record["error"]["message"].startswith(f"Atlas no longer knows restore job {restore.job_id} (404")
+    assert notification["subject"] == "Restore ERROR: orders-prod → orders-verify"
+    assert f"Atlas no longer knows restore job {restore.job_id}" in notification["message"]
+    assert event["detail-type"] == "Flex Restore Failed"
+
+
+def test_atlas_down_for_the_whole_window_ends_as_an_error_well_before_the_deadline(
+    stack: OfflineStack,
+) -> None:
+    restore = start_restore(stack)
+    stack.simulator.stop()  # Atlas refuses every connection from now on
+    record, notification, event = ended(stack, restore)
+
+    assert record["finalStatus"] == "ERROR"
+    assert record["error"]["code"] == "AtlasUnavailable"
+    assert record["error"]["message"].startswith("Atlas kept failing, gave up polling: Atlas GET")
+    # The Atlas retrier gives up after a few attempts, not at the 60-minute deadline.
+    assert at(record["noticedAt"]) < at(restore.execution_input["deadline"]) - timedelta(minutes=30)
+    assert notification["subject"] == "Restore ERROR: orders-prod → orders-verify"
+    assert "Atlas kept failing" in notification["message"]
+    assert event["detail-type"] == "Flex Restore Failed"
+    polls = [error for error in stack.lambda_errors if error["function"] == "poll"]
+    assert {error["errorType"] for error in polls} == {"AtlasUnavailable"}
+    assert len(polls) == 5  # the first look and the Atlas retrier's 4 retries
+
+
+def test_a_poll_lambda_that_crashes_every_time_still_ends_recorded_and_announced(stack: OfflineStack) -> None:
+    def broken_poll(event: Any, context: Any) -> Any:
+        raise RuntimeError("poll handler bug")
+
+    stack.functions["poll"] = broken_poll
+    restore = start_restore(stack, take_lock=True)
+    record, notification, event = ended(stack, restore)
+
+    assert record["finalStatus"] == "ERROR"
+    assert record["error"] == {"code": "RuntimeError", "message": "poll handler bug"}
+    assert notification["subject"] == "Restore ERROR: orders-prod → orders-verify"
+    assert "Error:        RuntimeError: poll handler bug" in notification["message"]
+    assert event["detail-type"] == "Flex Restore Failed"
+    assert stack.record(restore.lock_id or "") is None  # a crash does not leave the target locked
+
+
+def test_when_dynamodb_refuses_the_record_the_notification_still_carries_the_outcome(
+    stack: OfflineStack,
+) -> None:
+    def broken_record(event: Any, context: Any) -> Any:
+        raise ConnectionError("DynamoDB is unreachable")
+
+    stack.functions["record"] = broken_record
+    restore = start_restore(stack)
+    execution = stack.wait_for_execution(restore.execution_arn)
+
+    assert execution["status"] == "SUCCEEDED"
+    [notification] = stack.notifications()
+    [event] = stack.events()
+    assert notification["subject"] == "Restore COMPLETED: orders-prod → orders-verify in 65 s"
+    assert "the final record could not be saved in DynamoDB" in notification["message"]
+    assert notification["record"]["recordSaved"] is False
+    assert notification["record"]["recordError"] == {
+        "code": "ConnectionError",
+        "message": "DynamoDB is unreachable",
+    }
+    assert event["detail"]["finalStatus"] == "COMPLETED"
+    assert event["detail"]["recordSaved"] is False
+    assert [error["function"] for error in stack.lambda_errors].count("record") == 5  # 1 + 4 retries
+
+
+def test_a_failed_notification_is_marked_on_the_record_and_fails_the_execution(stack: OfflineStack) -> None:
+    stack._client("sns").delete_topic(TopicArn=stack.topic_arn)
+    restore = start_restore(stack)
+    execution = stack.wait_for_execution(restore.execution_arn)
+
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "NotificationFailed"
+    record = stack.record(restore.restore_id)
+    assert record is not None
+    assert record["finalStatus"] == "COMPLETED"  # the outcome is not lost
+    assert record["notification"]["status"] == "FAILED"
+    assert record["notification"]["error"]["code"] == "NotFoundException"
+    assert stack.notifications() == []
+    assert [error["function"] for error in stack.lambda_errors].count("notify") == 5  # 1 + 4 retries
+
+
+def test_stacks_share_nothing(stack: OfflineStack) -> None:
+    # A fresh stack: no record, message or event from the tests before, a new table and topic.
+    assert stack.notifications() == []
+    assert stack.events() == []
+    items = stack._client("dynamodb").scan(TableName=RESTORES_TABLE)["Items"]
+    assert items == []
+    assert stack.atlas_calls() == []
+    assert DEMO.latest_snapshot_id
