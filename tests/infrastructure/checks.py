@@ -1,0 +1,955 @@
+"""Offline checks of template.yaml against the code it deploys.
+
+cfn-lint alone no longer runs the SAM transform, so it misses errors inside SAM resources, policy templates
+and the state machine definition. Here the template is transformed with aws-sam-translator, the
+CloudFormation that comes out is linted, and its wiring is compared with what the code actually does (read
+with ``ast``, never from hand-kept lists): handlers, environment variables, AWS actions and their resources,
+ASL substitutions, table schemas.
+
+Every ``check_*`` function returns a list of problems (empty = fine), so tests can run them on deliberately
+broken copies of the template and see them fail.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import fnmatch
+import importlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "template.yaml"
+PACKAGE = "flexrestore"
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK = "flexrestore"
+
+# Deploy-time parameters without a default; the checks run once with a secret name and once with a full ARN.
+SECRET_NAME = "flexrestore/atlas"
+SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:flexrestore/atlas-AbCdEf"
+PARAMETER_SETS: dict[str, dict[str, str]] = {
+    "secret-by-name": {"AtlasSecret": SECRET_NAME},
+    "secret-by-arn": {
+        "AtlasSecret": SECRET_ARN,
+        "VerificationSchedule": "cron(0 2 * * ? *)",
+        "VerificationRequest": '{"groupId": "65f1a2b3c4d5e6f708192a3b", "clusterName": "orders-prod", '
+        '"targetDeploymentItemName": "orders-verify"}',
+        "NotificationEmail": "ops@example.com",
+    },
+}
+
+# cfn-lint rules switched off, each with its reason. Keep this list short.
+IGNORED_LINT_RULES: dict[str, str] = {}
+
+# Actions that AWS does not let a policy scope to a resource; the only ones allowed on Resource "*".
+UNSCOPABLE_ACTIONS = {
+    # Step Functions log delivery to CloudWatch Logs (AWS documents these with Resource "*").
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+# The AWS-managed policies a role may carry, with the actions they grant (not readable offline).
+ALLOWED_MANAGED_POLICIES: dict[str, set[str]] = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": {
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    },
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "xray:GetSamplingStatisticSummaries",
+    },
+}
+
+# Library calls that reach AWS without a visible boto3 call in our code: name used -> (service, operations).
+LIBRARY_AWS_CALLS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # powertools idempotency persistence (its DynamoDB layer)
+    "DynamoDBPersistenceLayer": ("dynamodb", ("GetItem", "PutItem", "UpdateItem", "DeleteItem")),
+    # powertools parameters
+    "get_secret": ("secretsmanager", ("GetSecretValue",)),
+    "SecretsProvider": ("secretsmanager", ("GetSecretValue",)),
+}
+
+# Which configured value names the resource of a service's calls.
+RESOURCE_SETTINGS: dict[str, tuple[str, ...]] = {
+    "dynamodb": ("RESTORES_TABLE", "IDEMPOTENCY_TABLE"),
+    "secretsmanager": ("ATLAS_SECRET_ID",),
+    "stepfunctions": ("STATE_MACHINE_ARN",),
+    "sns": ("NOTIFICATION_TOPIC_ARN",),
+    "events": ("EVENT_BUS_NAME",),
+}
+
+# IAM has no action for a few API operations; they are authorised by the item-level actions they perform.
+COMPOSITE_OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("dynamodb", "TransactWriteItems"): ("PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
+    ("dynamodb", "TransactGetItems"): ("GetItem",),
+}
+
+# Environment the Lambda runtime provides itself.
+RUNTIME_ENV_PREFIXES = ("AWS_", "_X_AMZN", "LAMBDA_", "_HANDLER", "TZ")
+
+
+# --------------------------------------------------------------------------- transform and lint
+
+
+def load_sam_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    from samtranslator.yaml_helper import yaml_parse
+
+    template: dict[str, Any] = yaml_parse(path.read_text())
+    return template
+
+
+def code_uri(sam: dict[str, Any], logical_id: str) -> str:
+    props = sam["Resources"][logical_id].get("Properties", {})
+    uri = props.get("CodeUri") or sam.get("Globals", {}).get("Function", {}).get("CodeUri")
+    return str(uri)
+
+
+def transform(sam: dict[str, Any]) -> dict[str, Any]:
+    """SAM -> CloudFormation, offline: local code replaced by a dummy S3 URI, the ASL file inlined."""
+    from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+    from samtranslator.translator.transform import transform as sam_transform
+
+    sam = copy.deepcopy(sam)
+    function_globals = sam.get("Globals", {}).get("Function", {})
+    if isinstance(function_globals.get("CodeUri"), str) and not function_globals["CodeUri"].startswith(
+        "s3://"
+    ):
+        function_globals["CodeUri"] = "s3://offline-check/code.zip"
+    for resource in sam["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
+            props["CodeUri"] = "s3://offline-check/code.zip"
+        if resource["Type"] == "AWS::Serverless::StateMachine" and isinstance(
+            props.get("DefinitionUri"), str
+        ):
+            props["Definition"] = json.loads((REPO / props.pop("DefinitionUri")).read_text())
+
+    class BundledManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return get_bundled_managed_policy_map("aws") or {}
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    result: dict[str, Any] = sam_transform(sam, {}, BundledManagedPolicies())
+    return result
+
+
+def lint(cfn: dict[str, Any]) -> list[str]:
+    """cfn-lint errors (not warnings) in the transformed template."""
+    from cfnlint.api import ManualArgs
+    from cfnlint.api import lint as cfn_lint
+
+    matches = cfn_lint(
+        json.dumps(cfn),
+        config=ManualArgs(regions=[REGION], ignore_checks=list(IGNORED_LINT_RULES)),
+    )
+    return [
+        f"{match.rule.id} {match.message} at {'/'.join(str(p) for p in match.path)}"
+        for match in matches
+        if match.rule.id.startswith("E")
+    ]
+
+
+# --------------------------------------------------------------------------- a small CloudFormation evaluator
+
+
+class Unresolvable(Exception):
+    pass
+
+
+@dataclass
+class Stack:
+    """The transformed template with deploy-time values, enough to turn intrinsics into concrete strings."""
+
+    cfn: dict[str, Any]
+    parameters: dict[str, str]
+    _conditions: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        resources: dict[str, Any] = self.cfn["Resources"]
+        return {
+            logical_id: resource
+            for logical_id, resource in resources.items()
+            if "Condition" not in resource or self.condition(resource["Condition"])
+        }
+
+    def parameter(self, name: str) -> str:
+        if name in self.parameters:
+            return self.parameters[name]
+        spec = self.cfn.get("Parameters", {}).get(name)
+        if spec is None:
+            raise Unresolvable(f"Ref to unknown parameter {name}")
+        if "Default" not in spec:
+            raise Unresolvable(f"parameter {name} has no default and no value")
+        return str(spec["Default"])
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            self._conditions[name] = bool(self._condition_value(self.cfn["Conditions"][name]))
+        return self._conditions[name]
+
+    def _condition_value(self, expr: Any) -> Any:
+        if isinstance(expr, dict) and len(expr) == 1:
+            ((key, args),) = expr.items()
+            if key == "Fn::Equals":
+                return self.resolve(args[0]) == self.resolve(args[1])
+            if key == "Fn::Not":
+                return not self._condition_value(args[0])
+            if key == "Fn::And":
+                return all(self._condition_value(a) for a in args)
+            if key == "Fn::Or":
+                return any(self._condition_value(a) for a in args)
+            if key == "Condition":
+                return self.condition(args)
+        return self.resolve(expr)
+
+    def physical_name(self, logical_id: str) -> str:
+        resource = self.cfn["Resources"][logical_id]
+        props = resource.get("Properties", {})
+        for key in (
+            "TableName",
+            "TopicName",
+            "StateMachineName",
+            "FunctionName",
+            "LogGroupName",
+            "QueueName",
+            "Name",
+        ):
+            if key in props:
+                return str(self.resolve(props[key]))
+        return f"{STACK}-{logical_id}-R4ND0M"
+
+    def arn(self, logical_id: str) -> str:
+        kind = self.cfn["Resources"][logical_id]["Type"]
+        name = self.physical_name(logical_id)
+        prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT}:"
+        by_type = {
+            "AWS::DynamoDB::Table": prefix.format("dynamodb") + f"table/{name}",
+            "AWS::SNS::Topic": prefix.format("sns") + name,
+            "AWS::StepFunctions::StateMachine": prefix.format("states") + f"stateMachine:{name}",
+            "AWS::Lambda::Function": prefix.format("lambda") + f"function:{name}",
+            "AWS::SQS::Queue": prefix.format("sqs") + name,
+            "AWS::Logs::LogGroup": prefix.format("logs") + f"log-group:{name}:*",
+            "AWS::Events::Rule": prefix.format("events") + f"rule/{name}",
+            "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{name}",
+        }
+        return by_type.get(kind, f"arn:aws:unknown:{REGION}:{ACCOUNT}:{name}")
+
+    def ref(self, name: str) -> str:
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackName": STACK,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": "",
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.cfn.get("Parameters", {}):
+            return self.parameter(name)
+        if name not in self.cfn["Resources"]:
+            raise Unresolvable(f"Ref to unknown resource {name}")
+        kind = self.cfn["Resources"][name]["Type"]
+        if kind in ("AWS::SNS::Topic", "AWS::StepFunctions::StateMachine"):
+            return self.arn(name)
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self.physical_name(name)}"
+        return self.physical_name(name)
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        if logical_id not in self.cfn["Resources"]:
+            raise Unresolvable(f"GetAtt of unknown resource {logical_id}")
+        if attribute == "Arn":
+            return self.arn(logical_id)
+        if attribute in ("Name", "TopicName", "QueueName"):
+            return self.physical_name(logical_id)
+        raise Unresolvable(f"GetAtt {logical_id}.{attribute}")
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1 or not next(iter(value)).startswith(("Fn::", "Ref")):
+            return {k: self.resolve(v) for k, v in value.items()}
+        ((key, args),) = value.items()
+        if key == "Ref":
+            return self.ref(args)
+        if key == "Fn::GetAtt":
+            logical_id, attribute = args if isinstance(args, list) else args.split(".", 1)
+            return self.get_att(logical_id, attribute)
+        if key == "Fn::Sub":
+            text, variables = (args, {}) if isinstance(args, str) else (args[0], args[1])
+            resolved = {k: self.resolve(v) for k, v in variables.items()}
+
+            def substitute(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name in resolved:
+                    return str(resolved[name])
+                if "." in name:
+                    return self.get_att(*name.split(".", 1))
+                return self.ref(name)
+
+            return re.sub(r"\$\{([^!}][^}]*)\}", substitute, text)
+        if key == "Fn::Join":
+            return str(args[0]).join(str(self.resolve(v)) for v in args[1])
+        if key == "Fn::Select":
+            return self.resolve(args[1])[int(self.resolve(args[0]))]
+        if key == "Fn::Split":
+            return str(self.resolve(args[1])).split(args[0])
+        if key == "Fn::If":
+            return self.resolve(args[1] if self.condition(args[0]) else args[2])
+        raise Unresolvable(f"{key} is not supported by the offline evaluator")
+
+
+# --------------------------------------------------------------------------- IAM
+
+
+@dataclass(frozen=True)
+class Statement:
+    effect: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    source: str
+
+
+def role_statements(stack: Stack, role_logical_id: str) -> list[Statement]:
+    role = stack.resources[role_logical_id]["Properties"]
+    statements: list[Statement] = []
+    for policy in role.get("Policies", []):
+        for raw in stack.resolve(policy["PolicyDocument"]).get("Statement", []):
+            actions = raw.get("Action", [])
+            resources = raw.get("Resource", [])
+            statements.append(
+                Statement(
+                    effect=raw.get("Effect", "Allow"),
+                    actions=tuple([actions] if isinstance(actions, str) else actions),
+                    resources=tuple([resources] if isinstance(resources, str) else resources),
+                    source=str(policy.get("PolicyName")),
+                )
+            )
+    for arn in stack.resolve(role.get("ManagedPolicyArns", [])):
+        granted = ALLOWED_MANAGED_POLICIES.get(arn)
+        statements.append(
+            Statement("Allow", tuple(sorted(granted or {"<unknown managed policy>"})), ("*",), source=arn)
+        )
+    return statements
+
+
+def _iam_match(pattern: str, value: str) -> bool:
+    return fnmatch.fnmatchcase(value.lower(), pattern.lower().replace("[", "[[]"))
+
+
+def allowed(statements: Iterable[Statement], action: str, resource: str) -> bool:
+    statements = list(statements)
+
+    def matches(statement: Statement) -> bool:
+        return any(_iam_match(a, action) for a in statement.actions) and any(
+            fnmatch.fnmatchcase(resource, r.replace("[", "[[]")) for r in statement.resources
+        )
+
+    if any(s.effect == "Deny" and matches(s) for s in statements):
+        return False
+    return any(s.effect == "Allow" and matches(s) for s in statements)
+
+
+def function_role(stack: Stack, function_id: str) -> str:
+    role = stack.resources[function_id]["Properties"]["Role"]
+    if not (isinstance(role, dict) and "Fn::GetAtt" in role):
+        raise Unresolvable(f"{function_id} uses a role this check cannot follow: {role}")
+    return str(role["Fn::GetAtt"][0])
+
+
+# --------------------------------------------------------------------------- reading the code
+
+
+def module_path(module: str, root: Path) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _type_checking_block(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _walk_runtime(tree: ast.AST) -> Iterator[ast.AST]:
+    """ast.walk without the ``if TYPE_CHECKING:`` blocks (imports there never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(child for child in ast.iter_child_nodes(node) if not _type_checking_block(child))
+
+
+@cache
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def import_closure(module: str, root: Path) -> dict[str, Path]:
+    """Every module of our package that importing ``module`` can run (function-level imports included)."""
+    seen: dict[str, Path] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        if name in seen or not name.startswith(PACKAGE):
+            continue
+        path = module_path(name, root)
+        if path is None:
+            continue
+        seen[name] = path
+        parts = name.split(".")
+        pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages run first
+        package = name if path.name == "__init__.py" else ".".join(parts[:-1])
+        for node in _walk_runtime(_parse(path)):
+            if isinstance(node, ast.Import):
+                pending.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([node.module] if node.module else [])])
+                else:
+                    base = node.module or ""
+                pending.append(base)
+                pending.extend(f"{base}.{alias.name}" for alias in node.names)  # submodules, if they are
+    return seen
+
+
+def settings_aliases() -> dict[str, str]:
+    from flexrestore.settings import Settings
+
+    return {name: str(info.alias) for name, info in Settings.model_fields.items()}
+
+
+@dataclass
+class CodeFacts:
+    """What the code under one handler does that the template must provide for."""
+
+    modules: list[str]
+    env: set[str]  # environment variables read (through the settings model or directly)
+    aws: dict[str, set[str]]  # boto3 service name -> API operation names (CamelCase)
+
+
+def _service_operations(service: str) -> dict[str, str]:
+    """snake_case method name -> API operation name, from botocore's service model."""
+    from botocore import xform_name
+
+    model = _botocore_session().get_service_model(service)
+    return {xform_name(op): op for op in model.operation_names}
+
+
+@cache
+def _botocore_session() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """A piece of code that runs as a whole: a function or method, a class body, or a module's top level."""
+
+    name: str  # what other code calls it by ("" for a module's top level)
+    nodes: tuple[ast.AST, ...]
+    module: str
+
+
+def _units(module: str, tree: ast.Module) -> list[_Unit]:
+    definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    units: list[_Unit] = []
+    top: list[ast.AST] = []
+    for statement in tree.body:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            units.append(_Unit(statement.name, (statement,), module))
+            top.extend(statement.decorator_list)  # decorators run at import
+        elif isinstance(statement, ast.ClassDef):
+            body: list[ast.AST] = [*statement.bases, *statement.decorator_list]
+            for member in statement.body:
+                if isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef):
+                    is_dunder = member.name.startswith("__") and member.name.endswith("__")
+                    name = statement.name if is_dunder else member.name  # dunders run when the class is used
+                    units.append(_Unit(name, (member,), module))
+                    top.extend(member.decorator_list)
+                elif not isinstance(member, definitions):
+                    body.append(member)
+            units.append(_Unit(statement.name, tuple(body), module))
+        else:
+            top.append(statement)
+    units.append(_Unit("", tuple(top), module))
+    return units
+
+
+def _names(unit: _Unit) -> set[str]:
+    found: set[str] = set()
+    for root in unit.nodes:
+        for node in _walk_runtime(root):
+            if isinstance(node, ast.Name):
+                found.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                found.add(node.attr)
+    return found
+
+
+def reachable_code(handler_module: str, handler: str, root: Path) -> list[_Unit]:
+    """The code a handler can run: its function, every module top level it imports, and whatever those
+    reach, following calls by name (a name reaches every function, method or class so named in the import
+    closure). Errs on the side of finding too much: a stray match costs a permission, a miss a crash."""
+    closure = import_closure(handler_module, root)
+    units = [unit for module, path in closure.items() for unit in _units(module, _parse(path))]
+    by_name: dict[str, list[_Unit]] = {}
+    for unit in units:
+        by_name.setdefault(unit.name, []).append(unit)
+    start = [u for u in units if u.name == ""] + [
+        u for u in units if u.module == handler_module and u.name == handler
+    ]
+    seen: dict[int, _Unit] = {}
+    pending = list(start)
+    while pending:
+        unit = pending.pop()
+        if id(unit) in seen:
+            continue
+        seen[id(unit)] = unit
+        for name in _names(unit):
+            pending.extend(by_name.get(name, ()))
+    return list(seen.values())
+
+
+def code_facts(handler_module: str, handler: str, root: Path) -> CodeFacts:
+    aliases = settings_aliases()
+    fields = set(aliases)
+    units = reachable_code(handler_module, handler, root)
+    env: set[str] = set()
+    services: set[str] = set()
+    called: set[str] = set()
+    aws: dict[str, set[str]] = {}
+    for unit in units:
+        for node in (n for root_node in unit.nodes for n in _walk_runtime(root_node)):
+            if isinstance(node, ast.Attribute) and node.attr in fields:
+                env.add(aliases[node.attr])
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = (
+                    func.attr
+                    if isinstance(func, ast.Attribute)
+                    else func.id
+                    if isinstance(func, ast.Name)
+                    else ""
+                )
+                first = node.args[0] if node.args else None
+                literal = (
+                    first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+                )
+                if name == "require" and literal in fields:
+                    env.add(aliases[literal])
+                elif name in ("client", "resource") and literal:
+                    services.add(literal)
+                elif name in ("get_paginator", "get_waiter") and literal:
+                    called.add(literal)
+                elif (name in ("getenv",) and literal) or (
+                    name == "get" and literal and "environ" in ast.unparse(func)
+                ):
+                    env.add(literal)
+                elif name:
+                    called.add(name)
+            if isinstance(node, ast.Subscript) and "environ" in ast.unparse(node.value):
+                key = node.slice
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    env.add(key.value)
+            used = (
+                node.id
+                if isinstance(node, ast.Name)
+                else node.attr
+                if isinstance(node, ast.Attribute)
+                else None
+            )
+            if used in LIBRARY_AWS_CALLS:
+                service, operations = LIBRARY_AWS_CALLS[used]
+                aws.setdefault(service, set()).update(operations)
+    for service in services:
+        operations = _service_operations(service)
+        found = {operations[method] for method in called if method in operations}
+        found |= {op for op in operations.values() if op in called}  # get_paginator("Query") spellings
+        if found:
+            aws.setdefault(service, set()).update(found)
+    env = {name for name in env if not name.startswith(RUNTIME_ENV_PREFIXES)}
+    modules = sorted({unit.module for unit in units if unit.name})
+    return CodeFacts(modules=modules, env=env, aws=aws)
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def lambda_functions(stack: Stack) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in stack.resources.items() if v["Type"] == "AWS::Lambda::Function"}
+
+
+def function_env(stack: Stack, function_id: str) -> dict[str, str]:
+    props = stack.resources[function_id]["Properties"]
+    variables = props.get("Environment", {}).get("Variables", {})
+    return {k: str(stack.resolve(v)) for k, v in variables.items()}
+
+
+def check_handlers(sam: dict[str, Any], stack: Stack) -> list[str]:
+    problems = []
+    for function_id, resource in lambda_functions(stack).items():
+        handler = resource["Properties"]["Handler"]
+        root = REPO / code_uri(sam, function_id)
+        module_name, _, attribute = handler.rpartition(".")
+        path = module_path(module_name, root)
+        if path is None:
+            problems.append(f"{function_id}: Handler {handler}: no module {module_name} under {root}")
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            problems.append(f"{function_id}: Handler {handler}: import failed: {type(exc).__name__}: {exc}")
+            continue
+        if Path(str(module.__file__)).resolve() != path.resolve():
+            problems.append(f"{function_id}: {module_name} imports from {module.__file__}, not from {path}")
+        if not callable(getattr(module, attribute, None)):
+            problems.append(f"{function_id}: Handler {handler}: {module_name} has no callable {attribute}")
+    return problems
+
+
+def facts_by_function(sam: dict[str, Any], stack: Stack) -> dict[str, CodeFacts]:
+    facts = {}
+    for function_id, resource in lambda_functions(stack).items():
+        module_name, _, handler = resource["Properties"]["Handler"].rpartition(".")
+        facts[function_id] = code_facts(module_name, handler, REPO / code_uri(sam, function_id))
+    return facts
+
+
+def check_environment(sam: dict[str, Any], stack: Stack) -> list[str]:
+    """Every variable the code reads is set; every settings variable set is read by that function's code."""
+    problems = []
+    known = set(settings_aliases().values())
+    for function_id, facts in facts_by_function(sam, stack).items():
+        env = function_env(stack, function_id)
+        for name in sorted(facts.env - set(env)):
+            problems.append(f"{function_id}: the code reads {name} but the template does not set it")
+        for name in sorted((set(env) & known) - facts.env):
+            problems.append(f"{function_id}: the template sets {name} but no code of this function reads it")
+    return problems
+
+
+def _resource_arns(service: str, operation: str, value: str) -> list[str]:
+    prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT}:"
+    if service == "dynamodb":
+        table = prefix.format("dynamodb") + f"table/{value}"
+        return [table, f"{table}/index/byKind"] if operation == "Query" else [table]
+    if service == "secretsmanager":
+        return [
+            value if value.startswith("arn:") else prefix.format("secretsmanager") + f"secret:{value}-AbCdEf"
+        ]
+    if service == "stepfunctions":
+        if operation == "StartExecution":
+            return [value]
+        name = value.rsplit(":", 1)[-1]
+        return [prefix.format("states") + f"execution:{name}:some-restore-id"]
+    if service == "events":
+        return [value if value.startswith("arn:") else prefix.format("events") + f"event-bus/{value}"]
+    return [value]
+
+
+def _iam_actions(service: str, operation: str) -> list[str]:
+    iam_prefix = {"stepfunctions": "states"}.get(service, service)
+    operations = COMPOSITE_OPERATIONS.get((service, operation), (operation,))
+    return [f"{iam_prefix}:{op}" for op in operations]
+
+
+def check_code_permissions(sam: dict[str, Any], stack: Stack) -> list[str]:
+    """Every AWS call the code of a function makes is allowed by that function's role, on its resources."""
+    problems = []
+    for function_id, facts in facts_by_function(sam, stack).items():
+        statements = role_statements(stack, function_role(stack, function_id))
+        env = function_env(stack, function_id)
+        for service, operations in sorted(facts.aws.items()):
+            settings = [name for name in RESOURCE_SETTINGS.get(service, ()) if name in facts.env]
+            if not settings:
+                problems.append(
+                    f"{function_id}: the code calls {service} but reads none of "
+                    f"{RESOURCE_SETTINGS.get(service, ('<no known setting>',))} to name its resource"
+                )
+                continue
+            for operation in sorted(operations):
+                for setting in settings:
+                    if setting not in env:
+                        continue  # reported by check_environment
+                    for action in _iam_actions(service, operation):
+                        for arn in _resource_arns(service, operation, env[setting]):
+                            if not allowed(statements, action, arn):
+                                problems.append(
+                                    f"{function_id}: {action} on {arn} ({setting}) is not allowed"
+                                )
+    return problems
+
+
+def check_least_privilege(stack: Stack) -> list[str]:
+    problems = []
+    roles = {k for k, v in stack.resources.items() if v["Type"] == "AWS::IAM::Role"}
+    tables = {stack.arn(k) for k, v in stack.resources.items() if v["Type"] == "AWS::DynamoDB::Table"}
+    secret = _resource_arns("secretsmanager", "GetSecretValue", stack.parameter("AtlasSecret"))[0]
+    for role in sorted(roles):
+        props = stack.resources[role]["Properties"]
+        for arn in stack.resolve(props.get("ManagedPolicyArns", [])):
+            if arn not in ALLOWED_MANAGED_POLICIES:
+                problems.append(f"{role}: managed policy {arn} is not on the allowed list")
+        for statement in role_statements(stack, role):
+            if statement.source in ALLOWED_MANAGED_POLICIES:
+                continue
+            for action in statement.actions:
+                if action == "*" or action.endswith(":*"):
+                    problems.append(f"{role} ({statement.source}): wildcard action {action}")
+                if "*" in statement.resources and action not in UNSCOPABLE_ACTIONS:
+                    problems.append(f"{role} ({statement.source}): {action} on Resource '*'")
+                service = action.split(":")[0]
+                for resource in statement.resources:
+                    if service == "dynamodb" and not any(
+                        resource == t or resource.startswith(f"{t}/index/") for t in tables
+                    ):
+                        problems.append(
+                            f"{role}: {action} on {resource}, which is not one of the stack's tables"
+                        )
+                    if service == "secretsmanager":
+                        name_pattern = resource.replace("??????", "")
+                        if resource != secret and not (
+                            resource.endswith("-??????") and secret.startswith(name_pattern)
+                        ):
+                            problems.append(f"{role}: {action} on {resource}, not only the Atlas secret")
+    return problems
+
+
+# --------------------------------------------------------------------------- the state machine
+
+PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+def state_machine(sam: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ((logical_id, resource),) = (
+        (k, v) for k, v in sam["Resources"].items() if v["Type"] == "AWS::Serverless::StateMachine"
+    )
+    return logical_id, resource["Properties"]
+
+
+def asl_text(sam: dict[str, Any]) -> str:
+    _, props = state_machine(sam)
+    return (REPO / props["DefinitionUri"]).read_text()
+
+
+def check_substitutions(sam: dict[str, Any]) -> list[str]:
+    _, props = state_machine(sam)
+    used = set(PLACEHOLDER.findall(asl_text(sam)))
+    given = set(props.get("DefinitionSubstitutions", {}))
+    return [
+        f"the ASL uses ${{{name}}} but DefinitionSubstitutions does not set it"
+        for name in sorted(used - given)
+    ] + [f"DefinitionSubstitutions sets {name} but the ASL never uses it" for name in sorted(given - used)]
+
+
+def substituted_definition(sam: dict[str, Any], stack: Stack) -> dict[str, Any]:
+    _, props = state_machine(sam)
+    values = {k: str(stack.resolve(v)) for k, v in props.get("DefinitionSubstitutions", {}).items()}
+    text = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), asl_text(sam))
+    definition: dict[str, Any] = json.loads(text)
+    return definition
+
+
+def check_asl_parses(sam: dict[str, Any], stack: Stack) -> list[str]:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    try:
+        AmazonStateLanguageParser.parse(json.dumps(substituted_definition(sam, stack)))
+    except Exception as exc:
+        return [f"the ASL does not parse: {type(exc).__name__}: {exc}"]
+    return []
+
+
+def _task_states(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        if state.get("Type") == "Task":
+            yield name, state
+        for branch in state.get("Branches", []):
+            yield from _task_states(branch.get("States", {}))
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from _task_states(processor.get("States", {}))
+
+
+def _param(params: dict[str, Any], key: str) -> Any:
+    return params.get(key, params.get(f"{key}.$"))
+
+
+def asl_calls(definition: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(state, IAM action, resource ARN or '<dynamic>') for every task."""
+    calls = []
+    prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT}:"
+    for name, state in _task_states(definition["States"]):
+        resource = state["Resource"]
+        params = state.get("Parameters") or state.get("Arguments") or {}
+        integration = re.match(r"arn:aws:states:::([\w-]+):(\w+)(?:\.\w+)?$", resource)
+        if resource.startswith("arn:aws:lambda:"):
+            calls.append((name, "lambda:InvokeFunction", resource))
+        elif integration and integration.group(1) == "lambda":
+            calls.append((name, "lambda:InvokeFunction", str(_param(params, "FunctionName"))))
+        elif integration and integration.group(1) == "dynamodb":
+            action = integration.group(2)
+            table = str(_param(params, "TableName"))
+            calls.append(
+                (
+                    name,
+                    f"dynamodb:{action[0].upper()}{action[1:]}",
+                    prefix.format("dynamodb") + f"table/{table}",
+                )
+            )
+        elif integration and integration.group(1) == "sns":
+            calls.append((name, "sns:Publish", str(_param(params, "TopicArn"))))
+        elif integration and integration.group(1) == "events":
+            buses = {str(e.get("EventBusName", "default")) for e in params.get("Entries", [{}])}
+            calls.extend(
+                (
+                    name,
+                    "events:PutEvents",
+                    bus if bus.startswith("arn:") else prefix.format("events") + f"event-bus/{bus}",
+                )
+                for bus in buses
+            )
+        elif resource.startswith("arn:aws:states:::aws-sdk:"):
+            service, action = resource.removeprefix("arn:aws:states:::aws-sdk:").split(":")[:2]
+            calls.append((name, f"{service}:{action[0].upper()}{action[1:]}", "<dynamic>"))
+        else:
+            calls.append((name, f"<unknown integration {resource}>", "<dynamic>"))
+    return calls
+
+
+def check_state_machine_permissions(sam: dict[str, Any], stack: Stack) -> list[str]:
+    logical_id, _ = state_machine(sam)
+    role = stack.resources[logical_id]["Properties"]["RoleArn"]
+    statements = role_statements(stack, role["Fn::GetAtt"][0])
+    problems = []
+    functions = {stack.arn(k) for k in lambda_functions(stack)}
+    for state, action, resource in asl_calls(substituted_definition(sam, stack)):
+        if action.startswith("<unknown"):
+            problems.append(f"state {state}: {action}")
+        elif "$" in resource or resource == "<dynamic>" or "${" in resource:
+            problems.append(f"state {state}: {action} on a resource chosen at run time; name it in the ASL")
+        elif not allowed(statements, action, resource):
+            problems.append(f"state {state}: {action} on {resource} is not allowed by the state machine role")
+        if action == "lambda:InvokeFunction" and resource not in functions:
+            problems.append(f"state {state}: invokes {resource}, which is not a function of this stack")
+    return problems
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _table_shape(definition: dict[str, Any]) -> dict[str, Any]:
+    def index(i: dict[str, Any]) -> tuple[Any, ...]:
+        return (i["IndexName"], json.dumps(i["KeySchema"]), json.dumps(i["Projection"], sort_keys=True))
+
+    return {
+        "AttributeDefinitions": sorted(
+            json.dumps(a, sort_keys=True) for a in definition["AttributeDefinitions"]
+        ),
+        "KeySchema": definition["KeySchema"],
+        "GlobalSecondaryIndexes": sorted(index(i) for i in definition.get("GlobalSecondaryIndexes", [])),
+        "BillingMode": definition.get("BillingMode"),
+    }
+
+
+def check_tables(stack: Stack) -> list[str]:
+    from flexrestore.aws.table_schema import idempotency_table_definition, restores_table_definition
+
+    problems = []
+    expected = {
+        "RESTORES_TABLE": (restores_table_definition("x"), None),
+        "IDEMPOTENCY_TABLE": (idempotency_table_definition("x"), "expiration"),
+    }
+    # Find each table through the variable the functions receive, not by logical id.
+    tables: dict[str, str] = {}
+    for function_id in lambda_functions(stack):
+        for name, value in stack.resolve(
+            stack.resources[function_id]["Properties"].get("Environment", {}).get("Variables", {})
+        ).items():
+            if name in expected:
+                tables[name] = value
+    for variable, (definition, ttl) in expected.items():
+        matches = [
+            k
+            for k, v in stack.resources.items()
+            if v["Type"] == "AWS::DynamoDB::Table" and stack.physical_name(k) == tables.get(variable)
+        ]
+        if not matches:
+            problems.append(f"no table of the stack is passed as {variable}")
+            continue
+        props = stack.resources[matches[0]]["Properties"]
+        want, have = _table_shape(definition), _table_shape(props)
+        for key in want:
+            if want[key] != have[key]:
+                problems.append(
+                    f"{matches[0]} ({variable}): {key} is {have[key]}, table_schema.py says {want[key]}"
+                )
+        if ttl and props.get("TimeToLiveSpecification") != {"AttributeName": ttl, "Enabled": True}:
+            problems.append(f"{matches[0]} ({variable}): TTL must be on {ttl}")
+        if not props.get("SSESpecification", {}).get("SSEEnabled"):
+            problems.append(f"{matches[0]} ({variable}): SSE is not enabled")
+        if variable == "RESTORES_TABLE" and not props.get("PointInTimeRecoverySpecification", {}).get(
+            "PointInTimeRecoveryEnabled"
+        ):
+            problems.append(f"{matches[0]} ({variable}): point-in-time recovery is off")
+    return problems
+
+
+def emitted_metrics(root: Path = REPO / "src") -> set[str]:
+    """Metric names the code can emit with powertools ``add_metric``.
+
+    A literal name counts; a computed one (``_STATUS_METRICS[status]``) counts every CamelCase string value of
+    that module's dict literals, which is where such tables live.
+    """
+    names: set[str] = set()
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        tree = _parse(path)
+        calls = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "add_metric"
+        ]
+        for call in calls:
+            name = next(
+                (k.value for k in call.keywords if k.arg == "name"), call.args[0] if call.args else None
+            )
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                names.add(name.value)
+            else:
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.Dict):
+                        names.update(
+                            v.value
+                            for v in node.values
+                            if isinstance(v, ast.Constant)
+                            and isinstance(v.value, str)
+                            and re.fullmatch(r"[A-Z][A-Za-z]+", v.value)
+                        )
+    return names
