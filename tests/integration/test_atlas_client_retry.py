@@ -655,3 +655,46 @@ def test_no_secret_or_token_in_errors_or_logs(atlas: FakeAtlas, caplog: pytest.L
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     for value in [CLIENT_SECRET, CLIENT_ID, basic, *atlas.tokens_issued]:
         assert value not in text
+
+
+def test_token_limit_refusal_keeps_atlas_words_but_scrubs_echoed_values(atlas: FakeAtlas) -> None:
+    atlas.token_answer = lambda: httpx.Response(
+        403,
+        json={
+            "error": "access_denied",
+            "error_description": f"Access Token limit reached for client {CLIENT_ID}. Reuse tokens.",
+        },
+    )
+    with pytest.raises(AtlasAuthError) as caught:
+        make_client(atlas).get_flex_cluster(GROUP, CLUSTER)
+    message = str(caught.value)
+    assert "access_denied" in message and "Access Token limit reached" in message
+    assert CLIENT_ID not in message and f"secret '{SECRET_ID}'" in message
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "renewed"),
+    [('"900"', True), ("900", True), ("null", False), ('"soon"', False), ("-5", False), ("NaN", False)],
+)
+def test_odd_expires_in_values_fall_back_sanely(
+    atlas: FakeAtlas, vclock: clock.VirtualClock, expires_in: str, renewed: bool
+) -> None:
+    body = f'{{"access_token": "tok-odd", "expires_in": {expires_in}}}'.encode()
+    atlas.token_answer = lambda: httpx.Response(200, content=body)
+    atlas.valid_tokens.add("tok-odd")
+    client = make_client(atlas)
+    client.get_flex_cluster(GROUP, CLUSTER)
+    vclock.advance(900 - 59)  # inside the 60 s margin of a 900 s token; far from the 3600 s default
+    client.get_flex_cluster(GROUP, CLUSTER)
+    assert atlas.token_requests == (2 if renewed else 1)
+
+
+def test_every_request_carries_a_timeout(atlas: FakeAtlas) -> None:
+    client = make_client(atlas, timeout=7.5)
+    client.get_flex_cluster(GROUP, CLUSTER)
+    create(client)
+    assert len(atlas.requests) == 3  # token, GET, POST
+    for request in atlas.requests:
+        timeout = request.extensions["timeout"]
+        assert timeout["read"] == 7.5 and timeout["write"] == 7.5 and timeout["pool"] == 7.5
+        assert timeout["connect"] == 5.0

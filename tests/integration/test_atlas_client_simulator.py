@@ -514,3 +514,29 @@ def test_no_secret_token_or_authorization_in_errors_or_logs(
     ):
         assert needle not in haystack
     assert_clean(sim)
+
+
+def test_threads_in_one_container_share_one_token_fetch(sim: AtlasSimulator, make_client: Any) -> None:
+    import threading
+
+    clients = [make_client("service_account") for _ in range(8)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(clients))
+
+    def work(client: AtlasClient) -> None:
+        try:
+            barrier.wait()
+            for _ in range(5):
+                client.get_flex_cluster(GROUP, SOURCE)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert sim.token_requests == 1
+    assert len([c for c in api_calls(sim) if c.status == 200]) == 40
+    assert_clean(sim)

@@ -540,14 +540,19 @@ class AtlasClient:
             time.perf_counter() - started,
         )
         if response.status_code in (400, 401, 403):
-            error_code, _ = parse_error_body(response.content)
+            error_code, detail = parse_error_body(response.content)
+            # Atlas's words matter here ("Access Token limit reached" is a 403 too), but a credential
+            # value must not ride along if a server ever echoes one.
+            detail = self._scrub(detail)
             raise AtlasAuthError(
                 f"Atlas refused the service-account credentials in secret {self.credentials.secret_id!r} "
                 f"(token endpoint answered HTTP {response.status_code}"
                 + (f" {error_code}" if error_code else "")
+                + (f": {detail}" if detail else "")
                 + "); check the clientId/clientSecret stored there",
                 status=response.status_code,
                 error_code=error_code,
+                detail=detail,
                 retryable=False,
             )
         if not response.is_success:
@@ -570,8 +575,20 @@ class AtlasClient:
                 retryable=True,
             )
         expires_in = data.get("expires_in") if isinstance(data, dict) else None
-        lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else None
-        return access_token, lifetime or DEFAULT_TOKEN_LIFETIME_SECONDS
+        try:
+            lifetime = float(expires_in) if expires_in is not None else DEFAULT_TOKEN_LIFETIME_SECONDS
+        except (TypeError, ValueError):
+            lifetime = DEFAULT_TOKEN_LIFETIME_SECONDS
+        if not 0 < lifetime < float("inf"):
+            lifetime = DEFAULT_TOKEN_LIFETIME_SECONDS
+        return access_token, lifetime
+
+    def _scrub(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        for value in self.credentials.secret_values:
+            text = text.replace(value, "***")
+        return text
 
     def _auth_error(self, error: AtlasError, status: int) -> AtlasAuthError:
         kind = "service-account token" if self.credentials.kind == "service_account" else "API key"
