@@ -1,0 +1,194 @@
+"""Schedules, alarms and recovery plans turned into restore requests; the intake's pure helpers."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flexrestore.domain.intake import first_poll_seconds, idempotency_key, restore_id_for
+from flexrestore.domain.request import InvalidRequest, parse_request
+from flexrestore.domain.triggers import (
+    AlarmIgnored,
+    RecoveryPlanError,
+    TriggeredRestore,
+    event_kind,
+    load_recovery_plans,
+    parse_alarm_event,
+    parse_scheduled_event,
+)
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+GROUP = "65f1a2b3c4d5e6f708192a3b"
+PLAN = {"groupId": GROUP, "clusterName": "orders-prod", "targetDeploymentItemName": "orders-dr"}
+
+
+def event(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_event_kinds_of_the_samples() -> None:
+    assert event_kind(event("api-post-restore.json")) == "api"
+    assert event_kind(event("api-get-restore.json")) == "api"
+    assert event_kind(event("schedule-nightly-verify.json")) == "schedule"
+    assert event_kind(event("alarm-into-alarm.json")) == "alarm"
+    assert event_kind({"detail-type": "Something Else"}) == "unknown"
+    assert event_kind([]) == "unknown"
+
+
+def test_scheduled_event_carries_request_and_schedule_name() -> None:
+    triggered = parse_scheduled_event(event("schedule-nightly-verify.json"))
+    assert triggered.request.cluster_name == "orders-prod"
+    assert triggered.request.target_deployment_item_name == "orders-verify"
+    assert triggered.request.explicit_snapshot_id is None
+    assert triggered.requested_by.to_record() == {
+        "trigger": "schedule",
+        "caller": None,
+        "schedule": "nightly-verify",
+        "alarm": None,
+        "eventId": "7bf73129-1428-4cd3-a780-95db273d1602",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda e: e.pop("detail"), "detail"),
+        (lambda e: e["detail"].pop("schedule"), "detail.schedule"),
+        (lambda e: e["detail"].update(schedule="bad name!"), "detail.schedule"),
+        (lambda e: e["detail"].update(extra=1), "detail"),
+        (lambda e: e["detail"].pop("request"), "detail.request"),
+        (lambda e: e["detail"]["request"].update(groupId="nope"), "detail.request.groupId"),
+        (lambda e: e["detail"]["request"].update(dryRun="false"), "detail.request.dryRun"),
+        (lambda e: e.pop("id"), "id"),
+        (lambda e: e.update(id="x" * 200), "id"),
+    ],
+)
+def test_bad_scheduled_events_name_the_field(change: Any, field: str) -> None:
+    sample = copy.deepcopy(event("schedule-nightly-verify.json"))
+    change(sample)
+    with pytest.raises(InvalidRequest) as caught:
+        parse_scheduled_event(sample)
+    assert field in [e["field"] for e in caught.value.errors]
+
+
+def test_alarm_into_alarm_starts_its_plan() -> None:
+    plans = load_recovery_plans(json.dumps({"orders-prod-data-loss": PLAN}))
+    triggered = parse_alarm_event(event("alarm-into-alarm.json"), plans)
+    assert isinstance(triggered, TriggeredRestore)
+    assert triggered.request.target_deployment_item_name == "orders-dr"
+    assert triggered.request.reason == "recovery plan of CloudWatch alarm 'orders-prod-data-loss'"
+    assert triggered.requested_by.alarm == "orders-prod-data-loss"
+    assert triggered.requested_by.event_id == "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92"
+
+
+def test_plan_reason_is_kept() -> None:
+    plans = load_recovery_plans(json.dumps({"orders-prod-data-loss": {**PLAN, "reason": "runbook 7"}}))
+    triggered = parse_alarm_event(event("alarm-into-alarm.json"), plans)
+    assert isinstance(triggered, TriggeredRestore)
+    assert triggered.request.reason == "runbook 7"
+
+
+def test_alarm_into_ok_creates_nothing() -> None:
+    plans = load_recovery_plans(json.dumps({"orders-prod-data-loss": PLAN}))
+    ignored = parse_alarm_event(event("alarm-into-ok.json"), plans)
+    assert isinstance(ignored, AlarmIgnored)
+    assert ignored.reason == "not-into-alarm"
+    assert "from ALARM to OK" in ignored.message
+
+
+@pytest.mark.parametrize(
+    ("previous", "state"), [("ALARM", "ALARM"), ("OK", "INSUFFICIENT_DATA"), ("ALARM", "OK")]
+)
+def test_only_a_change_into_alarm_acts(previous: str, state: str) -> None:
+    sample = copy.deepcopy(event("alarm-into-alarm.json"))
+    sample["detail"]["previousState"]["value"] = previous
+    sample["detail"]["state"]["value"] = state
+    plans = load_recovery_plans(json.dumps({"orders-prod-data-loss": PLAN}))
+    decision = parse_alarm_event(sample, plans)
+    assert isinstance(decision, AlarmIgnored) and decision.reason == "not-into-alarm"
+
+
+def test_alarm_without_plan_creates_nothing() -> None:
+    ignored = parse_alarm_event(event("alarm-into-alarm.json"), {})
+    assert isinstance(ignored, AlarmIgnored)
+    assert ignored.reason == "no-plan" and "orders-prod-data-loss" in ignored.message
+
+
+def test_alarm_name_with_bidi_override_is_refused() -> None:
+    sample = copy.deepcopy(event("alarm-into-alarm.json"))
+    sample["detail"]["alarmName"] = "orders\u202e"
+    with pytest.raises(InvalidRequest) as caught:
+        parse_alarm_event(sample, {})
+    assert caught.value.errors[0]["field"] == "detail.alarmName"
+
+
+def test_recovery_plans_empty_and_default() -> None:
+    assert load_recovery_plans("") == {}
+    assert load_recovery_plans("{}") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "must be a JSON object"),
+        ('{"disk-full": "orders-dr"}', "alarm 'disk-full' must be a JSON object"),
+        (json.dumps({"disk-full": {**PLAN, "targetDeploymentItemName": "bad/name"}}), "alarm 'disk-full'"),
+        (json.dumps({"disk-full": {**PLAN, "extra": 1}}), "extra is not a known field"),
+        (json.dumps({"disk-full": {**PLAN, "dryRun": True}}), "dryRun"),
+    ],
+)
+def test_broken_recovery_plans_name_the_alarm_and_field(text: str, words: str) -> None:
+    with pytest.raises(RecoveryPlanError) as caught:
+        load_recovery_plans(text)
+    assert words in str(caught.value)
+
+
+def test_plan_error_names_the_bad_field() -> None:
+    with pytest.raises(RecoveryPlanError) as caught:
+        load_recovery_plans(json.dumps({"disk-full": {**PLAN, "groupId": "X"}}))
+    assert "alarm 'disk-full'" in str(caught.value) and "groupId must be an Atlas project id" in str(
+        caught.value
+    )
+
+
+# --- the intake's pure helpers --------------------------------------------------------------------
+
+
+def test_restore_id_is_deterministic_per_key_and_generation() -> None:
+    key = idempotency_key("event", "7bf73129-1428-4cd3-a780-95db273d1602")
+    assert restore_id_for(key) == restore_id_for(key, 0)
+    assert restore_id_for(key) != restore_id_for(key, 1)
+    assert restore_id_for(key) != restore_id_for(idempotency_key("event", "another"))
+    assert len(restore_id_for(key)) == 32 and int(restore_id_for(key), 16) >= 0
+
+
+def test_idempotency_key_hides_its_parts() -> None:
+    key = idempotency_key("api-key", "arn:aws:sts::123456789012:assumed-role/x/alice", "my-key")
+    assert key.startswith("api-key:") and "alice" not in key and "my-key" not in key
+    assert key != idempotency_key("api-key", "arn:aws:sts::123456789012:assumed-role/x/bob", "my-key")
+
+
+def test_api_get_sample_points_at_the_post_samples_restore() -> None:
+    post, get = event("api-post-restore.json"), event("api-get-restore.json")
+    key = idempotency_key(
+        "api-key", post["requestContext"]["identity"]["userArn"], post["headers"]["Idempotency-Key"]
+    )
+    assert get["pathParameters"]["restoreId"] == restore_id_for(key)
+    parse_request(json.loads(post["body"]))  # the good sample is valid
+
+
+NOW = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+
+
+def test_first_poll_is_shortly_after_the_scheduled_date() -> None:
+    assert first_poll_seconds(NOW + timedelta(seconds=5), NOW, limit=3600) == 50
+    assert first_poll_seconds(NOW - timedelta(minutes=10), NOW, limit=3600) == 5  # already late: soon
+    assert first_poll_seconds(NOW + timedelta(hours=5), NOW, limit=3600) == 3600  # never past the deadline
+    assert first_poll_seconds(None, NOW, limit=3600) == 60
