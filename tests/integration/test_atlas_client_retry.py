@@ -403,8 +403,10 @@ def test_a_timeout_that_never_clears_is_an_unavailable_error(atlas: FakeAtlas) -
     atlas.faults = [fail] * 5
     with pytest.raises(AtlasUnavailable) as caught:
         make_client(atlas).get_flex_cluster(GROUP, CLUSTER)
+    assert type(caught.value) is AtlasUnavailable  # the public class: Step Functions matches on its name
     assert caught.value.status is None
-    assert "timed out" in str(caught.value)
+    assert caught.value.retryable
+    assert "timed out" in str(caught.value) and "gave up after 5 attempts" in str(caught.value)
 
 
 def test_4xx_reads_are_not_retried(atlas: FakeAtlas, vclock: clock.VirtualClock) -> None:
@@ -698,3 +700,59 @@ def test_every_request_carries_a_timeout(atlas: FakeAtlas) -> None:
         timeout = request.extensions["timeout"]
         assert timeout["read"] == 7.5 and timeout["write"] == 7.5 and timeout["pool"] == 7.5
         assert timeout["connect"] == 5.0
+
+
+def test_a_create_that_lands_late_is_adopted_when_the_resend_meets_409(atlas: FakeAtlas) -> None:
+    """The first create times out and Atlas stores it only after our look; the re-send meets 409."""
+    first_post: list[httpx.Request] = []
+
+    def time_out_unstored(request: httpx.Request) -> httpx.Response:
+        first_post.append(request)
+        raise httpx.ReadTimeout("Atlas is slow")
+
+    def empty_list_then_late_store(request: httpx.Request) -> httpx.Response:
+        answer = httpx.Response(200, json={"results": [], "totalCount": 0, "links": []})
+        atlas.store_job(first_post[0])  # lands just after the look
+        return answer
+
+    atlas.faults = [
+        time_out_unstored,
+        empty_list_then_late_store,
+        lambda r: api_error(409, "CANNOT_RESTORE_TO_TARGET_WITH_RUNNING_RESTORE"),
+    ]
+    job = create(make_client(atlas))
+    assert [j["id"] for j in atlas.jobs] == [job.id]
+    assert [r.method for r in atlas.api_requests()] == ["POST", "GET", "POST", "GET"]
+
+
+def test_a_plain_409_without_an_earlier_unanswered_create_is_not_adopted(atlas: FakeAtlas) -> None:
+    atlas.jobs.append(
+        {"id": "e" * 24, "status": "RUNNING", "snapshotId": SNAPSHOT, "targetDeploymentItemName": TARGET}
+    )
+    atlas.faults = [lambda r: api_error(409, "CANNOT_RESTORE_TO_TARGET_WITH_RUNNING_RESTORE")]
+    with pytest.raises(AtlasConflict):
+        create(make_client(atlas))
+    assert [r.method for r in atlas.api_requests()] == ["POST"]
+
+
+def test_without_total_count_a_short_page_is_the_last(atlas: FakeAtlas) -> None:
+    pages = [[{"id": f"{i:024x}", "status": "COMPLETED"} for i in range(n)] for n in (100, 100, 7)]
+
+    def page(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, json={"results": pages[int(request.url.params["pageNum"]) - 1], "links": []}
+        )
+
+    atlas.faults = [page] * 3
+    assert len(make_client(atlas).list_restore_jobs(GROUP, CLUSTER)) == 207
+    assert len(atlas.api_requests()) == 3
+
+
+def test_an_overestimated_total_count_stops_on_the_empty_page(atlas: FakeAtlas) -> None:
+    def page(request: httpx.Request) -> httpx.Response:
+        results = [{"id": "a" * 24, "status": "COMPLETED"}] if request.url.params["pageNum"] == "1" else []
+        return httpx.Response(200, json={"results": results, "totalCount": 5, "links": []})
+
+    atlas.faults = [page] * 3
+    assert len(make_client(atlas).list_restore_jobs(GROUP, CLUSTER)) == 1
+    assert len(atlas.api_requests()) == 2

@@ -28,6 +28,7 @@ from flexrestore.atlas.auth import DEFAULT_TOKEN_LIFETIME_SECONDS, Credentials, 
 from flexrestore.atlas.errors import (
     AtlasAuthError,
     AtlasBadResponse,
+    AtlasConflict,
     AtlasError,
     AtlasRateLimited,
     AtlasUnavailable,
@@ -218,6 +219,13 @@ class AtlasClient:
             try:
                 response = self._send("POST", path, json_body=body, attempt=attempt)
             except AtlasError as error:
+                if isinstance(error, AtlasConflict) and uncertain_since is not None:
+                    # The earlier, unanswered create may have landed after we looked: that job is ours.
+                    late = self._adoptable_job(
+                        group_id, name, target, since=uncertain_since, deadline=deadline
+                    )
+                    if late is not None:
+                        return late
                 if not error.retryable:
                     raise
                 if uncertain_since is None and _may_have_reached_atlas(error):
@@ -318,7 +326,7 @@ class AtlasClient:
         return adopted
 
     def _list_all(self, path: str, model: type[M], *, deadline: float | None = None) -> list[M]:
-        """Every item of a paginated list: stops on an empty or short page, or once totalCount is reached."""
+        """Every item of a paginated list: stops on an empty page, at totalCount, or on a short page."""
         if deadline is None:
             deadline = self.clock.now() + self.policy.max_total_wait
         parse_item = self._model(model)
@@ -336,7 +344,8 @@ class AtlasClient:
             params = {"pageNum": page_number, "itemsPerPage": self.page_size, "includeCount": True}
             results, total = self._call("GET", path, params=params, parse=parse_page, deadline=deadline)
             items.extend(results)
-            if len(results) < self.page_size or (total is not None and len(items) >= total):
+            # totalCount (an estimate, says the spec) when given; otherwise a short page is the last one.
+            if not results or (len(items) >= total if total is not None else len(results) < self.page_size):
                 return items
         raise AtlasBadResponse(f"Atlas GET {path} returned more than {MAX_PAGES} pages", retryable=False)
 
@@ -632,8 +641,15 @@ def _transport_failure(exc: httpx.HTTPError, operation: str) -> _TransportFailur
 
 
 def _gave_up(error: AtlasError, why: str) -> AtlasError:
-    error.message = f"{error.message} (gave up {why})"
-    error.args = (error.message,)
+    """``error`` with why the retries stopped; a private subclass leaves as its public class, because the
+    state machine's retriers match on the error's class name (``AtlasUnavailable``)."""
+    message = f"{error.message} (gave up {why})"
+    if isinstance(error, _TransportFailure):
+        public = AtlasUnavailable(message, retryable=True)
+        public.__cause__ = error.__cause__
+        return public
+    error.message = message
+    error.args = (message,)
     return error
 
 
