@@ -51,6 +51,16 @@ class Call:
 
 
 @dataclass
+class _CallFacts:
+    """What is learnt about a call while answering it."""
+
+    body: Any = None
+    auth_kind: str = "none"
+    operation: str | None = None
+    violation: str | None = None
+
+
+@dataclass
 class _Reply:
     status: int
     body: Any = None
@@ -270,50 +280,61 @@ class AtlasSimulator:
         arrived = self._now()
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         headers = {name.lower(): value for name, value in handler.headers.items()}
-        auth_kind, violation, logged_body, operation = "none", None, _json_or_none(body), None
+        call = _CallFacts(body=_json_or_none(body))
         try:
             if split.path == TOKEN_PATH and method == "POST":
-                auth_kind, operation = "basic", "token"
+                call.auth_kind, call.operation = "basic", "token"
                 form = parse_qs(body.decode("utf-8", "replace"))
-                logged_body = {k: v[-1] for k, v in form.items() if k == "grant_type"}
+                call.body = {k: v[-1] for k, v in form.items() if k == "grant_type"}  # never a secret
                 answer = self.auth.issue_token(headers, body)
                 reply = _Reply(answer.status, answer.body, content_type="application/json")
             else:
-                found: Match | None = None
-                try:
-                    auth_kind, refusal = self.auth.authenticate(method, target, headers.get("authorization"))
-                    if refusal is not None:
-                        raise refusal
-                    found = self.spec.match(method, split.path)
-                    operation = found.operation.short_id
-                    parsed = self.spec.check_request(found, query, headers, body)
-                    fault = self.state.fault(found.operation.operation_id)
-                    if fault is not None:
-                        raise fault
-                    reply = self._operate(found, query, parsed)
-                    self._check_own_answer(found, reply)
-                except AtlasProblem as problem:
-                    violation = problem.violation
-                    reply = _Reply(problem.status, problem.body(), dict(problem.headers), "application/json")
+                reply = self._answer_api(method, target, query, headers, body, call)
         except Exception as error:  # a simulator bug: answer like Atlas's 500 and keep it for the tests
             self.errors.append(f"{method} {split.path}: {type(error).__name__}: {error}")
-            reply = _Reply(
-                500, AtlasProblem(500, "UNEXPECTED_ERROR", "Unexpected error.").body(), {}, "application/json"
-            )
+            problem = AtlasProblem(500, "UNEXPECTED_ERROR", "Unexpected error.")
+            reply = _Reply(500, problem.body(), content_type="application/json")
         self._log(
             Call(
                 method=method,
                 path=split.path,
                 query={name: values[-1] for name, values in query.items()},
                 status=0 if reply.drop else reply.status,
-                auth_kind=auth_kind,
-                violation=violation,
-                body=logged_body,
-                operation=operation,
+                auth_kind=call.auth_kind,
+                violation=call.violation,
+                body=call.body,
+                operation=call.operation,
                 at=arrived,
             )
         )
         _write(handler, reply, query)
+
+    def _answer_api(
+        self,
+        method: str,
+        target: str,
+        query: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+        body: bytes,
+        call: _CallFacts,
+    ) -> _Reply:
+        """Auth, then the spec, then the scenario's fault, then the operation; any refusal is an ApiError."""
+        try:
+            call.auth_kind, refusal = self.auth.authenticate(method, target, headers.get("authorization"))
+            if refusal is not None:
+                raise refusal
+            found = self.spec.match(method, urlsplit(target).path)
+            call.operation = found.operation.short_id
+            parsed = self.spec.check_request(found, query, headers, body)
+            fault = self.state.fault(found.operation.operation_id)
+            if fault is not None:
+                raise fault
+            reply = self._operate(found, query, parsed)
+            self._check_own_answer(found, reply)
+            return reply
+        except AtlasProblem as problem:
+            call.violation = problem.violation
+            return _Reply(problem.status, problem.body(), dict(problem.headers), "application/json")
 
     def _operate(self, found: Match, query: Mapping[str, list[str]], body: Any) -> _Reply:
         values = found.path_values

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import jsonschema
 import regex
@@ -166,7 +167,7 @@ class Spec:
             if found is None:
                 continue
             if operation.method == method:
-                return Match(operation, found.groupdict())
+                return Match(operation, {k: unquote(v) for k, v in found.groupdict().items()})
             allowed.append(operation.method)
         if allowed:
             raise AtlasProblem(
