@@ -141,6 +141,20 @@ def test_token_endpoint_refuses_bad_credentials_without_echoing_them(sim: AtlasS
     assert DEMO.client_secret not in repr(sim.calls)
 
 
+def test_token_endpoint_rate_limit_when_switched_on(sim: AtlasSimulator, clock: VirtualClock) -> None:
+    sim.token_requests_per_minute = 2
+    assert [fetch_token(sim).status_code for _ in range(2)] == [200, 200]
+    clock.advance(30)
+
+    limited = fetch_token(sim)
+
+    body = assert_api_error(limited, 429, "RATE_LIMITED")
+    assert "limited to 2 requests every 1 minutes" in body["detail"]
+    assert limited.headers["retry-after"] == "30"
+    clock.advance(30)
+    assert fetch_token(sim).status_code == 200
+
+
 def test_unknown_bearer_token_is_refused(sim: AtlasSimulator) -> None:
     answer = get(sim.base_url + SOURCE, headers={"Accept": MEDIA, "Authorization": "Bearer made-up"})
 

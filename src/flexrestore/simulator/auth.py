@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ MAX_ACTIVE_TOKENS = 100  # per service account (atlas/README §7)
 class TokenAnswer:
     status: int
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -38,6 +40,9 @@ class Authenticator:
     service_accounts: dict[str, str] = field(default_factory=dict)  # clientId -> clientSecret
     api_keys: dict[str, str] = field(default_factory=dict)  # publicKey -> privateKey
     token_requests: int = 0
+    # Off unless set: Atlas limits token requests per IP + client ("limited to 10 requests every 1 minutes").
+    token_requests_per_minute: int | None = None
+    _token_request_times: dict[str, list[float]] = field(default_factory=dict)
     _tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (clientId, expires at)
     _nonces: dict[str, float] = field(default_factory=dict)  # nonce -> issued at
     _seen: set[tuple[str, str, str]] = field(default_factory=set)  # (nonce, nc, cnonce) already used
@@ -57,6 +62,9 @@ class Authenticator:
         with self.lock:
             self.token_requests += 1
             client = _basic_credentials(headers.get("authorization"))
+            limited = self._token_rate_limited(client[0] if client else "")
+            if limited is not None:
+                return limited
             if client is None or not _same(self.service_accounts.get(client[0]), client[1]):
                 return TokenAnswer(
                     401, {"error": "invalid_client", "error_description": "Invalid client credentials."}
@@ -91,6 +99,25 @@ class Authenticator:
             return TokenAnswer(
                 200, {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS}
             )
+
+    def _token_rate_limited(self, client_id: str) -> TokenAnswer | None:
+        if self.token_requests_per_minute is None:
+            return None
+        now = self.now()
+        recent = [t for t in self._token_request_times.get(client_id, []) if t > now - 60]
+        if len(recent) >= self.token_requests_per_minute:
+            self._token_request_times[client_id] = recent
+            retry_after = max(1, math.ceil(recent[0] + 60 - now))
+            problem = AtlasProblem(
+                429,
+                "RATE_LIMITED",
+                f"Resource /api/oauth/token is limited to {self.token_requests_per_minute} requests "
+                "every 1 minutes.",
+                parameters=["/api/oauth/token", self.token_requests_per_minute, 1],
+            )
+            return TokenAnswer(429, problem.body(), {"Retry-After": str(retry_after)})
+        self._token_request_times[client_id] = [*recent, now]
+        return None
 
     # -- API calls -------------------------------------------------------------------------------------
 

@@ -220,6 +220,15 @@ class AtlasSimulator:
         return self.auth.token_requests
 
     @property
+    def token_requests_per_minute(self) -> int | None:
+        """Off (None) by default; set it to make the token endpoint answer 429 beyond that rate."""
+        return self.auth.token_requests_per_minute
+
+    @token_requests_per_minute.setter
+    def token_requests_per_minute(self, limit: int | None) -> None:
+        self.auth.token_requests_per_minute = limit
+
+    @property
     def jobs(self) -> dict[str, dict[str, Any]]:
         """Every restore job as Atlas would return it now (copies)."""
         return self.state.job_bodies(self.base_url)
@@ -287,7 +296,7 @@ class AtlasSimulator:
                 form = parse_qs(body.decode("utf-8", "replace"))
                 call.body = {k: v[-1] for k, v in form.items() if k == "grant_type"}  # never a secret
                 answer = self.auth.issue_token(headers, body)
-                reply = _Reply(answer.status, answer.body, content_type="application/json")
+                reply = _Reply(answer.status, answer.body, answer.headers, content_type="application/json")
             else:
                 reply = self._answer_api(method, target, query, headers, body, call)
         except Exception as error:  # a simulator bug: answer like Atlas's 500 and keep it for the tests
