@@ -25,6 +25,11 @@ Scenarios (``sim.scenario = ...`` at any time; switching restarts the per-operat
   job-vanishes            GET restore job answers 404 RESOURCE_NOT_FOUND
   garbage                 reads (GET) answer 200 with an HTML body instead of JSON
 Faults come before the operation runs: a refused create stores nothing.
+
+Other knobs: ``retry_after_seconds``, ``token_requests_per_minute`` (token endpoint 429s; off by default),
+``set_target_busy(group, name)`` (creates into it get 409; a job through the simulator makes its own
+target busy until it ends), ``drop_connection_after_next_create()``, ``Timings`` for the durations.
+``Call.status`` is 0 for a dropped connection; ``sim.errors`` lists simulator bugs (stays empty).
 """
 
 from flexrestore.simulator.seed import DEMO, DemoSeed
