@@ -631,6 +631,8 @@ def test_find_restore_job_returns_the_newest_match(atlas: FakeAtlas) -> None:
 
 def test_no_secret_or_token_in_errors_or_logs(atlas: FakeAtlas, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, httpx's included
+    # powertools Logger(service="flexrestore") may have set the parent to INFO in an earlier test.
+    caplog.set_level(logging.DEBUG, logger="flexrestore.atlas")
     seen: list[str] = []
     client = make_client(atlas)
     client.get_flex_cluster(GROUP, CLUSTER)
