@@ -24,9 +24,10 @@ class StartedRestore:
 
 
 def start_restore(
-    stack: OfflineStack, *, deadline_seconds: int = 3600, take_lock: bool = False
+    stack: OfflineStack, *, deadline_seconds: int = 3600, take_lock: bool = False, execute: bool = True
 ) -> StartedRestore:
-    """Create the Atlas job through the client, write the intake's record, start the poll loop."""
+    """Create the Atlas job through the client, write the intake's record, start the poll loop (unless
+    ``execute`` is false: then the caller drives the Lambdas itself and ``execution_arn`` is empty)."""
     requested_at = clock.utcnow()
     restore_id = uuid.uuid4().hex
     job = stack.atlas_client().create_restore_job(
@@ -70,5 +71,5 @@ def start_restore(
         "firstPollSeconds": polling.first_poll_seconds(clock.utcnow(), job.restore_scheduled_date),
         "lockId": lock_id,
     }
-    arn = stack.start_execution(execution_input, name=restore_id)
+    arn = stack.start_execution(execution_input, name=restore_id) if execute else ""
     return StartedRestore(restore_id, job.id, arn, execution_input, lock_id)

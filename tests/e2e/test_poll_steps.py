@@ -1,0 +1,126 @@
+"""The poll loop's Lambdas one call at a time, on the offline stack (moto + Atlas simulator, virtual clock):
+live progress, tolerance of a DynamoDB outage while polling, undocumented statuses, idempotent recording,
+metrics, and EventBridge refusing an entry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from flexrestore.aws import clients
+from flexrestore.aws.notifier import Notifier, OutcomeEventRejected
+from flexrestore.clock import VirtualClock
+from flexrestore.domain.outcome import InvalidExecutionInput
+from flexrestore.handlers.poll import RestoreStillRunning
+from flexrestore.local.harness import OfflineStack
+from flexrestore.settings import get_settings
+from tests.e2e.support import StartedRestore, start_restore
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def stack(clock: VirtualClock) -> Iterator[OfflineStack]:
+    with OfflineStack(scenario="ok", clock=clock) as offline:
+        yield offline
+
+
+@pytest.fixture
+def restore(stack: OfflineStack) -> Iterator[StartedRestore]:
+    # No execution: the test is the loop, calling the Lambdas at times of its choosing.
+    yield start_restore(stack, execute=False)
+
+
+def poll(stack: OfflineStack, restore: StartedRestore) -> dict[str, Any]:
+    result: dict[str, Any] = stack.invoke("poll", restore.execution_input)
+    return result
+
+
+def test_each_new_status_is_added_once_to_the_timeline(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock
+) -> None:
+    clock.advance(10)  # scheduled at +5 s, QUEUED for 10 s
+    for _ in range(2):
+        with pytest.raises(RestoreStillRunning, match=f"restore job {restore.job_id} is QUEUED"):
+            poll(stack, restore)
+    clock.advance(60)
+    assert poll(stack, restore)["finalStatus"] == "COMPLETED"
+    record = stack.record(restore.restore_id)
+    assert record is not None
+    assert [entry["status"] for entry in record["timeline"]] == ["PENDING", "QUEUED", "COMPLETED"]
+    assert record["status"] == "COMPLETED"
+
+
+def test_a_dynamodb_outage_does_not_stop_the_polling(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESTORES_TABLE", "no-such-table")
+    get_settings.cache_clear()
+    clock.advance(20)
+    with pytest.raises(RestoreStillRunning):
+        poll(stack, restore)
+    clock.advance(60)
+    assert poll(stack, restore)["finalStatus"] == "COMPLETED"
+
+
+def test_an_undocumented_status_keeps_polling_and_shows_in_the_timeline(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock
+) -> None:
+    stack.simulator.state.jobs[restore.job_id].outcome = "CLOSED"  # the word restoreFinishedDate's text uses
+    clock.advance(120)
+    with pytest.raises(RestoreStillRunning, match="is CLOSED"):
+        poll(stack, restore)
+    record = stack.record(restore.restore_id)
+    assert record is not None
+    assert record["timeline"][-1]["status"] == "CLOSED"
+
+
+def test_bad_execution_input_names_the_field_and_never_calls_atlas(
+    stack: OfflineStack, restore: StartedRestore
+) -> None:
+    calls = len(stack.atlas_calls())
+    with pytest.raises(InvalidExecutionInput, match="field 'deadline'"):
+        stack.invoke("poll", {**restore.execution_input, "deadline": "soon"})
+    assert len(stack.atlas_calls()) == calls
+
+
+def test_recording_twice_writes_once_and_counts_once(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock.advance(80)
+    state = {**restore.execution_input, "poll": {"observation": poll(stack, restore)}}
+    capsys.readouterr()
+    first = stack.invoke("record", {"input": state, "executionArn": "arn:execution"})
+    clock.advance(30)
+    again = stack.invoke("record", {"input": state, "executionArn": "arn:execution"})
+
+    assert first["finalStatus"] == "COMPLETED"
+    assert again == first == stack.record(restore.restore_id)
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    counted = [blob for blob in metrics if "RestoreCompleted" in blob]
+    assert len(counted) == 1
+    assert counted[0]["RestoreDurationSeconds"] == [65.0]
+    assert counted[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "FlexRestore"
+
+
+def test_an_event_bridge_refusal_is_an_error_not_a_silent_loss(stack: OfflineStack) -> None:
+    events = clients.client("events")
+    with Stubber(events) as stubbed:
+        stubbed.add_response(
+            "put_events",
+            {
+                "FailedEntryCount": 1,
+                "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}],
+            },
+        )
+        with pytest.raises(OutcomeEventRejected, match="InternalFailure: try again"):
+            Notifier(stack.topic_arn, "default").put_outcome_event("Flex Restore Succeeded", {"a": 1})
