@@ -22,6 +22,9 @@ class Settings(BaseModel):
     atlas_base_url: str = Field("https://cloud.mongodb.com", alias="ATLAS_BASE_URL")
     atlas_secret_id: str | None = Field(None, alias="ATLAS_SECRET_ID")
     atlas_timeout_seconds: float = Field(10.0, alias="ATLAS_TIMEOUT_SECONDS", gt=0, le=60)
+    # Total time one Atlas call may spend waiting between retries. The intake answers API Gateway, which
+    # gives up after 29 s; the poll loop has Step Functions retries behind it, so a small budget is enough.
+    atlas_retry_budget_seconds: float = Field(15.0, alias="ATLAS_RETRY_BUDGET_SECONDS", ge=0, le=600)
 
     # AWS resources
     state_machine_arn: str | None = Field(None, alias="STATE_MACHINE_ARN")

@@ -22,7 +22,14 @@ def get_atlas_client() -> AtlasClient:
     fingerprint = hashlib.sha256(f"{settings.atlas_base_url}\0{secret_string}".encode()).hexdigest()
     if _cached is None or _cached[0] != fingerprint:
         credentials = Credentials.from_secret(secret_id, secret_string)
-        client = AtlasClient(settings.atlas_base_url, credentials, timeout=settings.atlas_timeout_seconds)
+        client = AtlasClient(
+            settings.atlas_base_url,
+            credentials,
+            timeout=settings.atlas_timeout_seconds,
+            max_total_wait=settings.atlas_retry_budget_seconds,
+        )
+        if _cached is not None:
+            _cached[1].close()  # the rotated-out client's connections
         _cached = (fingerprint, client)
     return _cached[1]
 

@@ -53,4 +53,4 @@ def reset() -> None:
     _provider.cache_clear()
     from aws_lambda_powertools.utilities import parameters
 
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
