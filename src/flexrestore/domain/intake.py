@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from flexrestore.atlas.errors import (
     AtlasRateLimited,
     AtlasUnavailable,
 )
-from flexrestore.domain.request import RestoreRequest
+from flexrestore.domain.request import CLUSTER_NAME_PATTERN, RestoreRequest
 from flexrestore.domain.snapshots import SnapshotRefused, check_snapshot, choose_snapshot
 from flexrestore.domain.triggers import RequestedBy
 
@@ -367,6 +368,10 @@ class Intake:
     def _target_facts(self, atlas: AtlasClient, request: RestoreRequest) -> TargetFacts:
         from flexrestore.domain.guards import TargetFacts
 
+        if not re.fullmatch(CLUSTER_NAME_PATTERN, request.target_deployment_item_name):
+            # Atlas allows Unicode target names, but a flex cluster's name is ^[a-zA-Z0-9][a-zA-Z0-9-]*$:
+            # no flex cluster can have this name, and asking the flex API for it would break its spec.
+            return TargetFacts(exists=False)
         try:
             cluster = atlas.get_flex_cluster(request.target_project_id, request.target_deployment_item_name)
         except AtlasNotFound:
