@@ -192,6 +192,8 @@ def _api_app() -> APIGatewayRestResolver:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
+        IdempotencyInconsistentStateError,
+        IdempotencyPersistenceLayerError,
         IdempotencyValidationError,
     )
 
@@ -326,6 +328,20 @@ def _api_app() -> APIGatewayRestResolver:
                 "errorCode": "IDEMPOTENCY_KEY_REUSED",
                 "errors": [{"field": "Idempotency-Key", "message": "was used before with a different body"}],
             },
+        )
+
+    @app.exception_handler(IdempotencyPersistenceLayerError)  # type: ignore[untyped-decorator]
+    @app.exception_handler(IdempotencyInconsistentStateError)  # type: ignore[untyped-decorator]
+    def store_unavailable(exc: Exception) -> Response[str]:
+        # DynamoDB (the idempotency store) failed: nothing may be created without it; a retry is safe.
+        logger.error("idempotency store failed: %s", type(exc).__name__)
+        return answer(
+            503,
+            {
+                "message": "the service could not record this request; retry later",
+                "errorCode": "STORE_UNAVAILABLE",
+            },
+            {"Retry-After": str(IN_PROGRESS_RETRY_AFTER)},
         )
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
