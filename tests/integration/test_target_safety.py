@@ -333,3 +333,85 @@ def test_dry_run_shows_every_refusal_not_just_the_first(
     assert running["restoreId"] in verdicts["target-lock"]["message"]
     assert answered["message"].startswith("the restore would be refused (403 break-glass-denied)")
     assert len(creates(stack)) == 1  # only the running restore's
+
+
+# --- recovery plans ---------------------------------------------------------------------------------------
+
+ALARM = "orders-prod-data-loss"
+
+
+def alarm_event() -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "alarm-into-alarm.json").read_text(encoding="utf-8"))
+    assert event["detail"]["alarmName"] == ALARM
+    return event
+
+
+def cold_start() -> None:
+    """What the intake module runs when a container starts (a first import runs it by itself)."""
+    from flexrestore.handlers import intake
+
+    intake.check_configuration()
+
+
+def plans(**plan: Any) -> str:
+    return json.dumps({ALARM: {"groupId": DEMO.group_id, "clusterName": DEMO.source_cluster, **plan}})
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {
+            "PROTECTED_TARGETS": "orders-dr",
+            "RECOVERY_PLANS": plans(targetDeploymentItemName="orders-dr", reason="recover into orders-dr"),
+        }
+    ],
+)
+def test_a_recovery_plan_aimed_at_a_protected_target_fails_at_cold_start(stack: OfflineStack) -> None:
+    from flexrestore.domain.triggers import RecoveryPlanError
+
+    with pytest.raises(RecoveryPlanError) as refused:
+        cold_start()
+    message = str(refused.value)
+    assert f"recovery plan '{ALARM}': target 'orders-dr'" in message
+    assert "PROTECTED_TARGETS entry 'orders-dr'" in message
+    with pytest.raises(RecoveryPlanError):
+        stack.invoke("intake", alarm_event())
+    assert creates(stack) == []
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {
+            "BREAK_GLASS_PRINCIPALS": "arn:aws:iam::123456789012:role/BreakGlass",
+            "RECOVERY_PLANS": plans(targetDeploymentItemName="orders-dr", breakGlass=True, reason="recover"),
+        }
+    ],
+)
+def test_a_recovery_plan_may_not_carry_break_glass(stack: OfflineStack) -> None:
+    from flexrestore.domain.triggers import RecoveryPlanError
+
+    with pytest.raises(RecoveryPlanError, match="breakGlass is not allowed in a recovery plan"):
+        cold_start()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {
+            "RECOVERY_PLANS": plans(
+                targetDeploymentItemName=DEMO.source_cluster, confirmRestoreOntoSource=True, reason="rollback"
+            )
+        }
+    ],
+)
+def test_a_plan_into_a_tag_protected_target_is_refused_when_the_alarm_fires(stack: OfflineStack) -> None:
+    # Tags live in Atlas, so only the alarm itself can see them: refused, audited, and nothing created.
+    result = stack.invoke("intake", alarm_event())
+
+    assert (result["statusCode"], result["reason"]) == (403, "protected-tag")
+    assert creates(stack) == []
+    (audit,) = items("refusal")
+    assert audit["requestedBy"]["trigger"] == "alarm"
+    assert audit["requestedBy"]["alarm"] == ALARM
+    assert audit["reason"] == "protected-tag"
