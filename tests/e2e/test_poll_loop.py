@@ -7,6 +7,7 @@ and the EventBridge outcome event.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from flexrestore.clock import VirtualClock
+from flexrestore.handlers.poll import RestoreStillRunning
 from flexrestore.local.harness import RESTORES_TABLE, OfflineStack
 from flexrestore.simulator import DEMO
 from tests.e2e.support import StartedRestore, start_restore
@@ -214,3 +216,37 @@ def test_stacks_share_nothing(stack: OfflineStack) -> None:
     assert items == []
     assert stack.atlas_calls() == []
     assert DEMO.latest_snapshot_id
+
+
+def test_rate_limits_beyond_the_clients_patience_are_waited_out_by_the_state_machine(
+    stack: OfflineStack,
+) -> None:
+    restore = start_restore(stack)
+    # Every Atlas operation is now refused for 55 s from its first call: more than the client's own
+    # retry budget (15 s), so the poll Lambda raises AtlasRateLimited and the state machine waits.
+    stack.simulator.retry_after_seconds = 55
+    stack.simulator.scenario = "rate-limited"
+    record, notification, event = ended(stack, restore)
+
+    assert record["finalStatus"] == "COMPLETED"
+    polls = [error for error in stack.lambda_errors if error["function"] == "poll"]
+    assert "AtlasRateLimited" in {error["errorType"] for error in polls}
+    assert event["detail-type"] == "Flex Restore Succeeded"
+    assert notification["subject"].startswith("Restore COMPLETED")
+
+
+def test_closing_the_stack_stops_an_execution_that_is_still_running() -> None:
+    polled = threading.Event()
+
+    def never_done(event: Any, context: Any) -> Any:
+        polled.set()
+        raise RestoreStillRunning("still going")
+
+    with OfflineStack(scenario="never-finishes", clock=VirtualClock()) as stack:
+        stack.functions["poll"] = never_done
+        restore = start_restore(stack, deadline_seconds=86400)
+        assert polled.wait(10)
+    thread = stack._threads[restore.execution_arn]
+    assert not thread.is_alive()
+    # Stopped, not run to the end: far fewer than the retrier's 1000 attempts.
+    assert len(stack.lambda_errors) < 1000

@@ -29,7 +29,6 @@ stacks are independent of each other. Not thread-safe: one stack at a time per p
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
@@ -411,10 +410,16 @@ class OfflineStack:
     def _stop_executions(self) -> None:
         sfn = self._client("stepfunctions")
         for arn, thread in list(self._threads.items()):
-            if thread.is_alive():
-                with contextlib.suppress(Exception):  # it may have ended meanwhile
+            # A just-started execution may not accept a stop yet: try until it does or has ended.
+            for _ in range(100):
+                if not thread.is_alive():
+                    break
+                try:
                     sfn.stop_execution(executionArn=arn, error="StackClosed", cause="the stack was closed")
-                thread.join(_EXECUTION_JOIN_SECONDS)
+                    break
+                except Exception:
+                    thread.join(0.05)
+            thread.join(_EXECUTION_JOIN_SECONDS)
 
     # ---------------------------------------------------------------------------------- operations
 
