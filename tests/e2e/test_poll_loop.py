@@ -17,7 +17,7 @@ import pytest
 from flexrestore.clock import VirtualClock
 from flexrestore.handlers.poll import RestoreStillRunning
 from flexrestore.local.harness import RESTORES_TABLE, OfflineStack
-from flexrestore.simulator import DEMO
+from flexrestore.simulator import DEMO, AtlasSimulator
 from tests.e2e.support import StartedRestore, start_restore
 
 pytestmark = pytest.mark.timeout(60)
@@ -250,3 +250,16 @@ def test_closing_the_stack_stops_an_execution_that_is_still_running() -> None:
     assert not thread.is_alive()
     # Stopped, not run to the end: far fewer than the retrier's 1000 attempts.
     assert len(stack.lambda_errors) < 1000
+
+
+def test_the_stack_can_use_an_atlas_it_did_not_start() -> None:
+    clock = VirtualClock()
+    with AtlasSimulator(clock=clock, scenario="ok") as atlas:
+        secret = {"clientId": DEMO.client_id, "clientSecret": DEMO.client_secret}
+        with OfflineStack(clock=clock, atlas_url=atlas.start(), secret=secret) as stack:
+            assert stack.simulator is None
+            restore = start_restore(stack)
+            record, _, _ = ended(stack, restore)
+            assert record["finalStatus"] == "COMPLETED"
+            assert stack.atlas_calls() == []  # only the stack's own simulator is observed
+        assert any("/backup/restoreJobs/" in call.path for call in atlas.calls)
