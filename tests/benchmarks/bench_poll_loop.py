@@ -35,7 +35,8 @@ def _at(text: str) -> datetime:
 
 
 def measure(scenario: str) -> dict[str, Any]:
-    with OfflineStack(scenario=scenario, clock=VirtualClock()) as stack:
+    quiet = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+    with OfflineStack(scenario=scenario, clock=VirtualClock(), env_overrides=quiet) as stack:
         restore = start_restore(stack)
         calls_before = len(stack.atlas_calls())
         execution = stack.wait_for_execution(restore.execution_arn, timeout_s=120)

@@ -22,6 +22,10 @@ function misbehave, replace it: ``stack.functions["poll"] = my_callable`` (a han
 ``"package.module.function"``). ``atlas_url=...`` (with ``secret=...`` and a real clock) points the stack at
 another Atlas instead of starting the simulator.
 
+``env_overrides`` adds or replaces environment variables for the stack's lifetime (e.g.
+``{"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}`` for quiet output; powertools
+reads the log level when a handler module is first imported).
+
 Every moto-internal patch lives in this module (moto is pinned to 5.2.x for that reason), and all of them
 are undone on exit, as are the environment variables, the process clock and every per-container cache:
 stacks are independent of each other. Not thread-safe: one stack at a time per process.
