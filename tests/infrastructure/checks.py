@@ -44,6 +44,8 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
         "VerificationRequest": '{"groupId": "65f1a2b3c4d5e6f708192a3b", "clusterName": "orders-prod", '
         '"targetDeploymentItemName": "orders-verify"}',
         "NotificationEmail": "ops@example.com",
+        "LambdaSubnetIds": "subnet-0a1b2c3d4e5f60718,subnet-0a1b2c3d4e5f60719",
+        "LambdaSecurityGroupIds": "sg-0a1b2c3d4e5f60718",
     },
 }
 
@@ -66,6 +68,19 @@ UNSCOPABLE_ACTIONS = {
 # The AWS-managed policies a role may carry, with the actions they grant (not readable offline).
 ALLOWED_MANAGED_POLICIES: dict[str, set[str]] = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": {
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    },
+    # SAM attaches it to every function with a VpcConfig, even one whose condition leaves it out; ENI actions
+    # cannot be scoped to a resource and the code never calls them.
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole": {
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -192,15 +207,19 @@ class Stack:
             if "Condition" not in resource or self.condition(resource["Condition"])
         }
 
-    def parameter(self, name: str) -> str:
-        if name in self.parameters:
-            return self.parameters[name]
+    def parameter(self, name: str) -> Any:
         spec = self.cfn.get("Parameters", {}).get(name)
         if spec is None:
             raise Unresolvable(f"Ref to unknown parameter {name}")
-        if "Default" not in spec:
+        if name in self.parameters:
+            value = self.parameters[name]
+        elif "Default" in spec:
+            value = str(spec["Default"])
+        else:
             raise Unresolvable(f"parameter {name} has no default and no value")
-        return str(spec["Default"])
+        if spec.get("Type") == "CommaDelimitedList":
+            return [item.strip() for item in value.split(",")] if value else [""]
+        return value
 
     def condition(self, name: str) -> bool:
         if name not in self._conditions:
@@ -254,7 +273,7 @@ class Stack:
         }
         return by_type.get(kind, f"arn:aws:unknown:{REGION}:{ACCOUNT}:{name}")
 
-    def ref(self, name: str) -> str:
+    def ref(self, name: str) -> Any:
         pseudo = {
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT,
@@ -312,7 +331,8 @@ class Stack:
 
             return re.sub(r"\$\{([^!}][^}]*)\}", substitute, text)
         if key == "Fn::Join":
-            return str(args[0]).join(str(self.resolve(v)) for v in args[1])
+            items = self.resolve(args[1])
+            return str(args[0]).join(str(v) for v in (items if isinstance(items, list) else [items]))
         if key == "Fn::Select":
             return self.resolve(args[1])[int(self.resolve(args[0]))]
         if key == "Fn::Split":

@@ -380,3 +380,16 @@ def test_each_check_fails_on_a_broken_template(sam: dict[str, Any], breakage: st
     mutate(broken)
     problems = _run(check, broken)
     assert any(fragment in problem for problem in problems), problems
+
+
+def test_functions_join_the_vpc_only_when_subnets_are_given(cfn: dict[str, Any]) -> None:
+    in_vpc = Stack(cfn, PARAMETER_SETS["secret-by-arn"])
+    for function_id, resource in checks.lambda_functions(in_vpc).items():
+        vpc = in_vpc.resolve(resource["Properties"]["VpcConfig"])
+        assert vpc["SubnetIds"] == PARAMETER_SETS["secret-by-arn"]["LambdaSubnetIds"].split(","), function_id
+        assert vpc["SecurityGroupIds"] == [PARAMETER_SETS["secret-by-arn"]["LambdaSecurityGroupIds"]]
+    no_vpc = Stack(cfn, PARAMETER_SETS["secret-by-name"])
+    for function_id, resource in checks.lambda_functions(no_vpc).items():
+        assert no_vpc.resolve(resource["Properties"].get("VpcConfig")) in ("", None), (
+            function_id
+        )  # AWS::NoValue
