@@ -204,6 +204,7 @@ def test_a_failed_notification_is_marked_on_the_record_and_fails_the_execution(s
     assert record["finalStatus"] == "COMPLETED"  # the outcome is not lost
     assert record["notification"]["status"] == "FAILED"
     assert record["notification"]["error"]["code"] == "NotFoundException"
+    assert "Publish" in record["notification"]["error"]["message"]  # the SNS call that failed
     assert stack.notifications() == []
     assert [error["function"] for error in stack.lambda_errors].count("notify") == 5  # 1 + 4 retries
 
