@@ -27,6 +27,31 @@ target-lock        another restore holds the target's lease (aws/locks.py)  409 
 
 The two protected guards are passed by an authorized break-glass request (their verdict then says
 ``break-glass``). Matching of names and tags leans towards protecting: case-insensitive.
+
+Configuration (checked by :meth:`GuardConfig.from_settings`; a bad entry is a SettingsError naming the
+variable and the entry, raised at intake cold start):
+
+- PROTECTED_TARGETS: entries separated by commas or whitespace. ``orders-prod`` or ``*-prod`` (fnmatch
+  globs ``* ? [...]``) protect matching target names in every project; ``<24-hex projectId>:<pattern>``
+  in that project only; ``*:<pattern>`` spells "every project" for a name that itself contains a colon.
+  A name containing a comma is matched with ``?`` in its place. Compared case-insensitively.
+- PROTECTED_TAG_KEY / PROTECTED_TAG_VALUE (default ``restore-protected`` / ``true``): a target carrying
+  that Atlas tag is protected. Key and value compared case-insensitively, value trimmed (``True`` counts).
+- ALLOWED_TARGET_PROJECTS: project ids (24 hex) a restore may write into besides its own source project,
+  which is always allowed. Empty: only the source project.
+- BREAK_GLASS_PRINCIPALS: IAM principal ARNs with a literal account id, globs allowed after it
+  (``arn:aws:sts::123456789012:assumed-role/BreakGlass/*``). An IAM role ARN
+  (``arn:aws:iam::123456789012:role/BreakGlass``) also covers that role's sessions. An entry that would
+  match every principal of an account is refused.
+- TARGET_LOCK_LEASE_SECONDS: how long a target lock holds without its poll loop releasing it; never
+  shorter than POLL_DEADLINE_SECONDS + 15 min, so a lease cannot run out under a restore still polling.
+
+Break-glass needs an IAM caller, so schedules and alarms (and therefore recovery plans) cannot use it: a
+recovery plan must name a target that is not protected (:func:`validate_recovery_plans`).
+
+Versions: a snapshot restores into the same release series or a later one at most one major version up
+(8.0 → 8.0, 7.0 → 8.0, 7.3 → 8.0; 8.0 → 7.0 is a downgrade, 6.0 → 8.0 is too new). The series of
+``8.0.15`` is (8, 0). When Atlas gives no usable version the guard says "not checked" and Atlas decides.
 """
 
 from __future__ import annotations
