@@ -94,8 +94,9 @@ def stack(virtual_clock: VirtualClock, env: dict[str, str]) -> Iterator[OfflineS
 def held_polls(stack: OfflineStack) -> Iterator[threading.Event]:
     """Poll loops wait at their first poll until the test sets the event, so a restore stays running
     (and its target locked) for as long as the test needs, whatever the virtual clock does."""
+    from flexrestore.handlers.poll import handler as real_poll
+
     go = threading.Event()
-    real_poll = stack._handler("poll")
 
     def held_poll(event: dict[str, Any], context: Any) -> Any:
         if not go.wait(REAL_WAIT_LIMIT):
