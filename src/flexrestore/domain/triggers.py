@@ -35,8 +35,8 @@ SCHEDULED_EVENT: Final = "Scheduled Event"
 ALARM_STATE_CHANGE: Final = "CloudWatch Alarm State Change"
 ALARM: Final = "ALARM"
 MAX_EVENT_ID_CHARS: Final = 128
-# EventBridge rule / Scheduler schedule names: letters, digits, . - _ ; at most 64.
-_SCHEDULE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# A schedule label: letters, digits, . - _ (template.yaml sends "<stack name>-verification").
+_SCHEDULE_NAME = re.compile(r"[A-Za-z0-9._-]{1,160}")
 # CloudWatch alarm names are free text up to 255 characters; refuse only what would hide in logs.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -117,7 +117,7 @@ def parse_scheduled_event(event: Mapping[str, Any]) -> TriggeredRestore:
         problems.append(
             {
                 "field": "detail.schedule",
-                "message": "must be the schedule's name: 1 to 64 letters, digits, '.', '-' or '_'",
+                "message": "must be the schedule's name: 1 to 160 letters, digits, '.', '-' or '_'",
             }
         )
     if problems:
