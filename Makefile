@@ -26,7 +26,8 @@ demo: $(STAMP)
 	$(BIN)/python -m flexrestore.local.demo
 
 bench: $(STAMP)
-	$(BIN)/python tests/benchmarks/bench_restore.py
+	$(BIN)/python tests/benchmarks/bench_poll_loop.py
+	@if [ -f tests/benchmarks/bench_restore.py ]; then $(BIN)/python tests/benchmarks/bench_restore.py; fi
 
 package:
 	@./tests/infrastructure/package.sh
