@@ -46,6 +46,7 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
         "NotificationEmail": "ops@example.com",
         "LambdaSubnetIds": "subnet-0a1b2c3d4e5f60718,subnet-0a1b2c3d4e5f60719",
         "LambdaSecurityGroupIds": "sg-0a1b2c3d4e5f60718",
+        "AtlasSecretKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     },
 }
 
@@ -356,8 +357,11 @@ class Statement:
 def role_statements(stack: Stack, role_logical_id: str) -> list[Statement]:
     role = stack.resources[role_logical_id]["Properties"]
     statements: list[Statement] = []
-    for policy in role.get("Policies", []):
-        for raw in stack.resolve(policy["PolicyDocument"]).get("Statement", []):
+    for conditional in role.get("Policies", []):
+        policy = stack.resolve(conditional)
+        if not policy:  # an Fn::If that chose AWS::NoValue
+            continue
+        for raw in policy["PolicyDocument"].get("Statement", []):
             actions = raw.get("Action", [])
             resources = raw.get("Resource", [])
             statements.append(
@@ -753,6 +757,8 @@ def check_least_privilege(stack: Stack) -> list[str]:
                         problems.append(
                             f"{role}: {action} on {resource}, which is not one of the stack's tables"
                         )
+                    if service == "kms" and resource != stack.parameter("AtlasSecretKmsKeyArn"):
+                        problems.append(f"{role}: {action} on {resource}, not only the Atlas secret's key")
                     if service == "secretsmanager":
                         name_pattern = resource.replace("??????", "")
                         if resource != secret and not (
