@@ -182,3 +182,15 @@ def test_the_demo_runs_every_sample_and_ends_with_one_line_each(
         ["api-post-restore-bad.json", "REFUSED"],
         ["schedule-nightly-verify.json", "COMPLETED"],
     ]
+
+
+def test_an_intake_fault_on_an_event_is_shown_as_the_error_lambda_would_retry(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    code = cli.main(["--event", str(EVENTS / "schedule-nightly-verify.json"), "--scenario", "garbage"])
+    out, _ = capfd.readouterr()
+
+    assert code == 0  # the flow ran; the event would be retried, then dead-lettered
+    assert "Intake   raised IntakeFailed: 502 ATLAS_FAILED" in out
+    assert "dead-letter queue" in out
+    assert "Outcome  REFUSED" in out

@@ -343,6 +343,11 @@ class HumanView:
                 f"Intake   {status}: restore {answer['restore_id']} created, Atlas restore job "
                 f"{answer['restore_job_id']} ({details.get('status')}), snapshot {details.get('snapshotId')}"
             )
+        elif answer["trigger"] != "api" and isinstance(body, dict) and "error" in body:
+            self.line(f"Intake   raised {body['error']}: {body.get('message')}")
+            self.line(
+                "         (on AWS: retried twice by Lambda, then kept in the dead-letter queue, which alarms)"
+            )
         else:
             self.line(f"Intake   {status}: {json.dumps(body, ensure_ascii=False)}")
 
