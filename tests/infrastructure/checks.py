@@ -979,3 +979,35 @@ def emitted_metrics(root: Path = REPO / "src") -> set[str]:
                             and re.fullmatch(r"[A-Z][A-Za-z]+", v.value)
                         )
     return names
+
+
+# Services a role may be granted without the code calling them, and why.
+INFRASTRUCTURE_GRANTS = {
+    "logs": "Lambda and Step Functions write their own logs",
+    "xray": "active tracing",
+    "ec2": "VPC network interfaces (only with LambdaSubnetIds)",
+    "sqs": "Lambda's on-failure destination (the dead-letter queue) for asynchronous invocations",
+    "kms": "decrypting the Atlas secret when it has its own key (goes with secretsmanager)",
+}
+
+
+def check_no_unused_grants(sam: dict[str, Any], stack: Stack) -> list[str]:
+    """Each role reaches only the services its code (or its state machine definition) uses."""
+    problems = []
+    used_by_role: dict[str, set[str]] = {}
+    for function_id, facts in facts_by_function(sam, stack).items():
+        used = {{"stepfunctions": "states"}.get(service, service) for service in facts.aws}
+        used_by_role[function_role(stack, function_id)] = used
+    machine_id, _ = state_machine(sam)
+    machine_role = stack.resources[machine_id]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    used_by_role[machine_role] = {
+        action.split(":")[0] for _, action, _ in asl_calls(substituted_definition(sam, stack))
+    }
+    for role, used in sorted(used_by_role.items()):
+        for statement in role_statements(stack, role):
+            for action in statement.actions:
+                service = action.split(":")[0]
+                if service in used or service in INFRASTRUCTURE_GRANTS:
+                    continue
+                problems.append(f"{role} ({statement.source}) grants {action}, which its code never uses")
+    return problems

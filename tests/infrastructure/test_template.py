@@ -57,6 +57,10 @@ def test_roles_are_least_privilege(stack: Stack) -> None:
     assert checks.check_least_privilege(stack) == []
 
 
+def test_roles_reach_only_the_services_their_code_uses(sam: dict[str, Any], stack: Stack) -> None:
+    assert checks.check_no_unused_grants(sam, stack) == []
+
+
 def test_every_asl_placeholder_has_a_substitution_and_every_substitution_is_used(sam: dict[str, Any]) -> None:
     assert checks.check_substitutions(sam) == []
 
@@ -279,6 +283,12 @@ def _grant_everything(sam: dict[str, Any]) -> None:
     )
 
 
+def _grant_publish_to_intake(sam: dict[str, Any]) -> None:
+    _function(sam, "IntakeFunction")["Policies"].append(
+        {"SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["NotificationTopic", "TopicName"]}}}
+    )
+
+
 def _drop_state_machine_invoke(sam: dict[str, Any]) -> None:
     _, props = checks.state_machine(sam)
     props["Policies"] = [
@@ -333,6 +343,7 @@ BROKEN: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
         "sns:Publish",
     ),
     "wildcard": (_grant_everything, "least_privilege", "dynamodb:*"),
+    "unused-grant": (_grant_publish_to_intake, "unused_grants", "grants sns:Publish"),
     "substitution": (_rename_substitution, "substitutions", "PollFunctionArn"),
     "state-machine-invoke": (
         _drop_state_machine_invoke,
@@ -366,6 +377,7 @@ def _run(check: str, sam: dict[str, Any]) -> list[str]:
         "environment": lambda: checks.check_environment(sam, stack),
         "code_permissions": lambda: checks.check_code_permissions(sam, stack),
         "least_privilege": lambda: checks.check_least_privilege(stack),
+        "unused_grants": lambda: checks.check_no_unused_grants(sam, stack),
         "substitutions": lambda: checks.check_substitutions(sam),
         "state_machine_permissions": lambda: checks.check_state_machine_permissions(sam, stack),
         "tables": lambda: checks.check_tables(stack),
