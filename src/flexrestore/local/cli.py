@@ -530,6 +530,12 @@ def main(argv: list[str] | None = None) -> int:
                 progress=view.progress if view is not None else None,
                 answered=view.answer if view is not None else None,
             )
+    except KeyboardInterrupt:
+        print(
+            f"\nflexrestore-local: interrupted; the local stack was stopped (logs: {log_path})",
+            file=sys.stderr,
+        )
+        return 130
     except Exception as exc:  # the tool failed, not the restore
         print(
             f"flexrestore-local: the local stack failed: {type(exc).__name__}: {exc} (logs: {log_path})",
