@@ -78,7 +78,7 @@ if logger.name != "flexrestore":
     from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
     copy_config_to_registered_loggers(
-        source_logger=logger, include={"flexrestore.intake", "flexrestore.atlas"}
+        source_logger=logger, include={"flexrestore.intake", "flexrestore.atlas", "flexrestore.executions"}
     )
 
 
