@@ -1,1 +1,1 @@
-"""Local mode: the whole service offline (moto, the real state machine, the Atlas simulator, a virtual clock)."""
+"""Local mode: the whole service offline (moto, the real state machine, the Atlas simulator, virtual time)."""
