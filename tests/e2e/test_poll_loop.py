@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from flexrestore.aws.notifier import Notifier
 from flexrestore.clock import VirtualClock
 from flexrestore.handlers.poll import RestoreStillRunning
 from flexrestore.local.harness import RESTORES_TABLE, OfflineStack
@@ -192,6 +193,35 @@ def test_when_dynamodb_refuses_the_record_the_notification_still_carries_the_out
     assert [error["function"] for error in stack.lambda_errors].count("record") == 5  # 1 + 4 retries
 
 
+def test_when_event_bridge_fails_once_the_retry_sends_only_the_event(
+    stack: OfflineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_outcome_event = Notifier.put_outcome_event
+    attempts: list[str] = []
+
+    def fails_the_first_time(notifier: Notifier, detail_type: str, detail: dict[str, Any]) -> str:
+        attempts.append(detail_type)
+        if len(attempts) == 1:
+            raise ConnectionError("EventBridge endpoint unreachable")
+        return put_outcome_event(notifier, detail_type, detail)
+
+    monkeypatch.setattr(Notifier, "put_outcome_event", fails_the_first_time)
+    restore = start_restore(stack)
+    record, notification, event = ended(stack, restore)  # exactly one SNS message and one event
+
+    assert len(attempts) == 2
+    assert [error["function"] for error in stack.lambda_errors].count("notify") == 1
+    assert notification["subject"] == "Restore COMPLETED: orders-prod → orders-verify in 65 s"
+    assert event["detail-type"] == "Flex Restore Succeeded"
+    deliveries = record["notification"]
+    assert deliveries["sns"]["status"] == "SENT"
+    assert deliveries["sns"]["messageId"]
+    assert deliveries["events"]["status"] == "SENT"
+    assert deliveries["events"]["eventId"] == event["id"]
+    # The event went out after the SNS message, on the retry.
+    assert deliveries["events"]["at"] >= deliveries["sns"]["at"]
+
+
 def test_a_failed_notification_is_marked_on_the_record_and_fails_the_execution(stack: OfflineStack) -> None:
     stack._client("sns").delete_topic(TopicArn=stack.topic_arn)
     restore = start_restore(stack)
@@ -206,7 +236,33 @@ def test_a_failed_notification_is_marked_on_the_record_and_fails_the_execution(s
     assert record["notification"]["error"]["code"] == "NotFoundException"
     assert "Publish" in record["notification"]["error"]["message"]  # the SNS call that failed
     assert stack.notifications() == []
+    # Machines were told, once, though SNS never took the message; the record says which channel failed.
+    [event] = stack.events()
+    assert event["detail"]["finalStatus"] == "COMPLETED"
+    assert record["notification"]["events"]["status"] == "SENT"
+    assert record["notification"]["sns"]["status"] == "FAILED"
+    assert record["notification"]["sns"]["error"]["code"] == "NotFoundException"
     assert [error["function"] for error in stack.lambda_errors].count("notify") == 5  # 1 + 4 retries
+
+
+def test_a_failed_notification_is_marked_even_when_the_final_record_was_never_written(
+    stack: OfflineStack,
+) -> None:
+    def broken_record(event: Any, context: Any) -> Any:
+        raise ConnectionError("DynamoDB is unreachable")
+
+    stack.functions["record"] = broken_record
+    stack._client("sns").delete_topic(TopicArn=stack.topic_arn)
+    restore = start_restore(stack)
+    execution = stack.wait_for_execution(restore.execution_arn)
+
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "NotificationFailed"
+    record = stack.record(restore.restore_id)  # the intake's record, without a final status
+    assert record is not None
+    assert "finalStatus" not in record
+    assert record["notification"]["status"] == "FAILED"
+    assert record["notification"]["error"]["code"] == "NotFoundException"
 
 
 def test_stacks_share_nothing(stack: OfflineStack) -> None:

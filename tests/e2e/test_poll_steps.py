@@ -124,3 +124,41 @@ def test_an_event_bridge_refusal_is_an_error_not_a_silent_loss(stack: OfflineSta
         )
         with pytest.raises(OutcomeEventRejected, match="InternalFailure: try again"):
             Notifier(stack.topic_arn, "default").put_outcome_event("Flex Restore Succeeded", {"a": 1})
+
+
+def recorded_state(stack: OfflineStack, restore: StartedRestore, clock: VirtualClock) -> dict[str, Any]:
+    """The state the Notify step gets: execution input, the poll's observation, the saved record."""
+    clock.advance(80)
+    state = {**restore.execution_input, "poll": {"observation": poll(stack, restore)}}
+    record = stack.invoke("record", {"input": state, "executionArn": "arn:execution"})
+    return {**state, "recorded": {"record": record}}
+
+
+def test_a_notify_step_run_again_sends_nothing_twice(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock
+) -> None:
+    state = recorded_state(stack, restore, clock)
+    first = stack.invoke("notify", state)
+    again = stack.invoke("notify", state)
+
+    assert len(stack.notifications()) == 1
+    assert len(stack.events()) == 1
+    assert (again["snsMessageId"], again["eventId"]) == (first["snsMessageId"], first["eventId"])
+    record = stack.record(restore.restore_id)
+    assert record is not None
+    assert record["notification"]["status"] == "SENT"
+    assert record["notification"]["sns"]["messageId"] == first["snsMessageId"]
+
+
+def test_without_a_readable_record_notify_falls_back_to_at_least_once(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = recorded_state(stack, restore, clock)
+    monkeypatch.setenv("RESTORES_TABLE", "no-such-table")  # DynamoDB unreachable for the Notify step
+    get_settings.cache_clear()
+    answer = stack.invoke("notify", state)
+    stack.invoke("notify", state)
+
+    assert answer["status"] == "SENT"
+    assert len(stack.notifications()) == 2  # told twice rather than not at all
+    assert len(stack.events()) == 2

@@ -259,3 +259,15 @@ def test_the_body_warns_when_the_record_could_not_be_saved() -> None:
 )
 def test_event_detail_types(status: str, detail_type: str) -> None:
     assert outcome.detail_type(status) == detail_type
+
+
+def test_only_a_channel_marked_sent_counts_as_delivered() -> None:
+    sent = outcome.delivered("sns", T0, "m-1")
+    assert sent == {"status": "SENT", "at": "2026-11-01T02:00:00Z", "messageId": "m-1"}
+    failed = outcome.not_delivered(T0, "ConnectionError", "unreachable")
+    notification = {"sns": sent, "events": failed}
+    assert outcome.earlier_delivery(notification, "sns") == "m-1"
+    assert outcome.earlier_delivery(notification, "events") is None  # a failed attempt is sent again
+    assert outcome.earlier_delivery({}, "sns") is None
+    assert outcome.earlier_delivery(None, "events") is None
+    assert outcome.delivered("events", T0, "e-1")["eventId"] == "e-1"

@@ -112,7 +112,79 @@ class RestoreOutcomes:
         stored = self.get(str(record["id"]))
         return (stored or record), False
 
+    def open_notification(self, restore_id: str) -> dict[str, Any]:
+        """The record's ``notification`` map (what earlier Notify attempts sent), created empty if absent.
+
+        One UpdateItem, whose returned item is strongly consistent, so a retried Notify step sees every
+        channel an earlier attempt marked SENT. Raises if the record does not exist (nothing to track on).
+        """
+        answer = client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key={"id": {"S": restore_id}},
+            UpdateExpression="SET #notification = if_not_exists(#notification, :empty)",
+            ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeNames={"#notification": "notification"},
+            ExpressionAttributeValues={":empty": {"M": {}}},
+            ReturnValues="ALL_NEW",
+        )
+        notification = from_item(answer.get("Attributes") or {}).get("notification")
+        return notification if isinstance(notification, dict) else {}
+
+    def mark_channel(self, restore_id: str, channel: str, delivery: dict[str, Any]) -> bool:
+        """Set ``notification.<channel>`` unless that channel is already SENT. True if it was set.
+
+        Needs the map :meth:`open_notification` creates. A SENT entry is never overwritten: not by a
+        failure, nor by a second delivery (an overlapping attempt, which then knows it sent twice).
+        """
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": restore_id}},
+                UpdateExpression="SET #notification.#channel = :delivery",
+                ConditionExpression=(
+                    "attribute_exists(#notification) AND "
+                    "(attribute_not_exists(#notification.#channel.#status) "
+                    "OR #notification.#channel.#status <> :sent)"
+                ),
+                ExpressionAttributeNames={
+                    "#notification": "notification",
+                    "#channel": channel,
+                    "#status": "status",
+                },
+                ExpressionAttributeValues={
+                    ":delivery": to_item({"d": delivery})["d"],
+                    ":sent": {"S": "SENT"},
+                },
+            )
+            return True
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+
     def mark_notification(self, restore_id: str, notification: dict[str, Any]) -> None:
+        """Set the overall ``notification.status``/``at`` (and any other key given), keeping the
+        per-channel entries; on a record without the map, write the map whole."""
+        names = {"#notification": "notification"}
+        values: dict[str, Any] = {}
+        assignments = []
+        for index, (key, value) in enumerate(notification.items()):
+            names[f"#k{index}"] = key
+            values[f":v{index}"] = to_item({"v": value})["v"]
+            assignments.append(f"#notification.#k{index} = :v{index}")
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": restore_id}},
+                UpdateExpression="SET " + ", ".join(assignments),
+                ConditionExpression="attribute_exists(#notification)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
         client("dynamodb").update_item(
             TableName=self.table_name,
             Key={"id": {"S": restore_id}},

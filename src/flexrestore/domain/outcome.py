@@ -332,6 +332,35 @@ def final_record(
     return record
 
 
+# Notification channels, each delivered at most once per restore (see handlers/notify.py): their
+# delivery is recorded on the restore record under ``notification.<channel>``.
+SNS_CHANNEL = "sns"
+EVENTS_CHANNEL = "events"
+NOTIFICATION_CHANNELS = (SNS_CHANNEL, EVENTS_CHANNEL)
+SENT = "SENT"
+NOT_SENT = "FAILED"
+_DELIVERY_ID_FIELDS = {SNS_CHANNEL: "messageId", EVENTS_CHANNEL: "eventId"}
+
+
+def delivered(channel: str, at: datetime, delivery_id: str) -> dict[str, str]:
+    """``notification.<channel>`` once the channel took the message (SNS MessageId, EventBridge EventId)."""
+    return {"status": SENT, "at": iso(at), _DELIVERY_ID_FIELDS[channel]: delivery_id}
+
+
+def not_delivered(at: datetime, code: str, message: str) -> dict[str, Any]:
+    """``notification.<channel>`` after a failed attempt: the next attempt sends it again."""
+    return {"status": NOT_SENT, "at": iso(at), "error": _error(code, message)}
+
+
+def earlier_delivery(notification: Any, channel: str) -> str | None:
+    """The id of an earlier attempt's delivery on ``channel`` (the record's ``notification`` map), or
+    None if that channel has not been sent yet and must be."""
+    entry = notification.get(channel) if isinstance(notification, dict) else None
+    if not isinstance(entry, dict) or entry.get("status") != SENT:
+        return None
+    return str(entry.get(_DELIVERY_ID_FIELDS[channel]) or "")
+
+
 def detail_type(final_status: str) -> str:
     """EventBridge detail-type of the outcome event (ERROR is a failure too)."""
     return _DETAIL_TYPES.get(final_status, "Flex Restore Failed")
