@@ -172,6 +172,15 @@ def test_failed_create_is_recorded_and_a_retry_makes_a_fresh_attempt(
     assert failed["error"]["code"] == "RATE_LIMITED"
     assert failed["timeline"][-1]["status"] == "CREATE_FAILED"
     assert stack.executions() == []
+    # No poll loop will run for it, so the intake tells people and machines itself.
+    (notification,) = stack.notifications()
+    assert notification["subject"] == "Restore ERROR: orders-prod → orders-verify"
+    assert notification["record"]["error"]["code"] == "RATE_LIMITED"
+    (outcome_event,) = stack.events()
+    assert outcome_event["detail-type"] == "Flex Restore Failed"
+    assert outcome_event["detail"]["restoreId"] == failed["restoreId"]
+    told = stack.record(failed["restoreId"])["notification"]  # type: ignore[index]
+    assert told["sns"]["status"] == told["events"]["status"] == "SENT"
 
     monkeypatch.setattr(AtlasClient, "create_restore_job", real_create)
     result = stack.invoke("intake", event)  # Lambda's retry: the lock was released, a fresh attempt

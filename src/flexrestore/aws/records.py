@@ -85,6 +85,16 @@ class RestoreRecords:
             extra_names={"#error": "error"},
         )
 
+    def set_notification(self, restore_id: str, notification: Mapping[str, Any]) -> None:
+        """How the ending was told (same shape as the poll loop's: ``{"sns": {...}, "events": {...}}``)."""
+        self._update(
+            restore_id,
+            "SET #notification = :n",
+            {":n": dict(notification)},
+            names=False,
+            extra_names={"#notification": "notification"},
+        )
+
     def _update(
         self,
         restore_id: str,

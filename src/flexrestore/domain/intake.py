@@ -242,6 +242,7 @@ class Refusals(Protocol):
     ) -> str: ...
 
 
+NotifyEnded = Callable[[dict[str, Any]], None]  # a restore that ended inside the intake (create failed)
 ExactlyOnce = Callable[[str, Mapping[str, Any], Callable[[], dict[str, Any]]], dict[str, Any]]
 Count = Callable[[str, str, str], None]  # (metric name, dimension name, dimension value)
 
@@ -271,6 +272,7 @@ class Intake:
     count: Count
     config: IntakeConfig
     now: Callable[[], datetime]
+    notify_ended: NotifyEnded | None = None
 
     def submit(
         self, request: RestoreRequest, requested_by: RequestedBy, key: str
@@ -578,11 +580,23 @@ class Intake:
                 error.message,
                 extra={"restoreId": restore_id},
             )
+            self._tell_ended(restore_id)
             raise error from None
         self.records.mark_job_created(
             restore_id, restore_job_id=job.id, status=job.status, at=iso(self.now())
         )
         return job
+
+    def _tell_ended(self, restore_id: str) -> None:
+        """A restore that ended here (no poll loop will run) is notified like any other ending."""
+        if self.notify_ended is None:
+            return
+        try:
+            ended = self.records.get(restore_id)
+            if ended is not None:
+                self.notify_ended(ended)
+        except Exception:  # the answer to the caller stands; the record already holds the ending
+            logger.exception("could not notify the failed restore %s", restore_id)
 
     def _adopt(
         self, atlas: AtlasClient, request: RestoreRequest, record: dict[str, Any]

@@ -413,7 +413,35 @@ def build_intake(context: Any, *, expires_after: int | None = None) -> Intake:
             idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         ),
         now=clock.utcnow,
+        notify_ended=_notify_ended(settings),
     )
+
+
+def _notify_ended(settings: Settings) -> Callable[[dict[str, Any]], None] | None:
+    """SNS + EventBridge for a restore that ended in the intake, as the poll loop's Notify step does."""
+    if not settings.notification_topic_arn:
+        return None
+    topic, bus = settings.notification_topic_arn, settings.event_bus_name
+
+    def notify(record: dict[str, Any]) -> None:
+        from flexrestore.aws.notifier import Notifier
+        from flexrestore.domain import outcome
+
+        notifier = Notifier(topic, bus)
+        sends: dict[str, Callable[[], str]] = {
+            outcome.SNS_CHANNEL: lambda: notifier.publish(outcome.subject(record), outcome.body(record)),
+            outcome.EVENTS_CHANNEL: lambda: notifier.put_outcome_event(outcome.detail_type("ERROR"), record),
+        }
+        told: dict[str, Any] = {}
+        for channel, send in sends.items():
+            try:
+                told[channel] = outcome.delivered(channel, clock.utcnow(), send())
+            except Exception as exc:
+                logger.error("could not notify the failed restore on %s: %s", channel, type(exc).__name__)
+                told[channel] = outcome.not_delivered(clock.utcnow(), type(exc).__name__, "delivery failed")
+        _records().set_notification(str(record["restoreId"]), told)
+
+    return notify
 
 
 def _records() -> Any:
