@@ -271,3 +271,35 @@ def test_only_a_channel_marked_sent_counts_as_delivered() -> None:
     assert outcome.earlier_delivery({}, "sns") is None
     assert outcome.earlier_delivery(None, "events") is None
     assert outcome.delivered("events", T0, "e-1")["eventId"] == "e-1"
+
+
+def test_a_break_glass_restore_says_so_with_who_and_why_first() -> None:
+    stored = {
+        **STORED,
+        "breakGlass": {
+            "principal": "arn:aws:iam::123456789012:role/oncall-dba",
+            "reason": "INC-4711: orders-verify\nholds bad data",
+        },
+    }
+    start = StartInput.from_event(start_event())
+    record = outcome.final_record(start, stored, completed(), execution_arn="a", now=T0)
+
+    assert outcome.subject(record) == "BREAK-GLASS Restore COMPLETED: orders-prod → orders-verify in 65 s"
+    first, second = outcome.body(record).splitlines()[:2]
+    assert first == (
+        "BREAK-GLASS restore by arn:aws:iam::123456789012:role/oncall-dba: "
+        "INC-4711: orders-verify holds bad data"
+    )
+    assert second == outcome.subject(record)
+
+
+def test_a_restore_without_break_glass_is_not_flagged() -> None:
+    start = StartInput.from_event(start_event())
+    record = outcome.final_record(
+        start, {**STORED, "breakGlass": None}, completed(), execution_arn="a", now=T0
+    )
+    assert "BREAK-GLASS" not in outcome.subject(record)
+    assert "BREAK-GLASS" not in outcome.body(record)
+    assert outcome.break_glass_line({"breakGlass": {"principal": None, "reason": "r"}}) == (
+        "BREAK-GLASS restore by an unknown principal: r"
+    )

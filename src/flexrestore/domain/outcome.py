@@ -378,19 +378,34 @@ def _duration_words(seconds: int | None) -> str:
     return f"{minutes} min {rest} s" if rest else f"{minutes} min"
 
 
+def break_glass_line(record: dict[str, Any]) -> str | None:
+    """``BREAK-GLASS restore by <principal>: <reason>`` when the intake let this restore overwrite a
+    protected target on a break-glass request (its record's ``breakGlass``), else None."""
+    break_glass = record.get("breakGlass")
+    if not isinstance(break_glass, dict):
+        return None
+    principal = break_glass.get("principal") or "an unknown principal"
+    reason = break_glass.get("reason") or "no reason given"
+    return _CONTROL.sub(" ", f"BREAK-GLASS restore by {principal}: {reason}")
+
+
 def subject(record: dict[str, Any]) -> str:
-    """One short line, e.g. ``Restore COMPLETED: orders-prod → orders-verify in 62 s`` (< 100 chars)."""
+    """One short line, e.g. ``Restore COMPLETED: orders-prod → orders-verify in 62 s`` (< 100 chars),
+    ``BREAK-GLASS Restore ...`` for a break-glass restore (the body's first line names who and why)."""
     status = record.get("finalStatus") or "ERROR"
     route = f"{record.get('clusterName')} → {record.get('targetDeploymentItemName')}"
     duration = _duration_words(record.get("durationSeconds"))
     tail = {COMPLETED: f" in {duration}", FAILED: f" after {duration}"}.get(status, "") if duration else ""
-    text = _CONTROL.sub(" ", f"Restore {status}: {route}{tail}")
+    flag = "BREAK-GLASS " if break_glass_line(record) else ""
+    text = _CONTROL.sub(" ", f"{flag}Restore {status}: {route}{tail}")
     return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 1] + "…"
 
 
 def body(record: dict[str, Any], *, record_saved: bool = True) -> str:
-    """A few lines for people, then the record as JSON for machines."""
-    lines = [subject(record), ""]
+    """A few lines for people, then the record as JSON for machines. A break-glass restore says so,
+    with who and why, on the first line."""
+    flagged = break_glass_line(record)
+    lines = ([flagged] if flagged else []) + [subject(record), ""]
     lines.append(f"Restore id:   {record.get('restoreId')}")
     lines.append(f"Source:       {record.get('source')} (snapshot {record.get('snapshotId') or 'unknown'})")
     lines.append(f"Target:       {record.get('targetProjectId')}/{record.get('targetDeploymentItemName')}")
