@@ -537,6 +537,10 @@ def test_schedule_refusal_is_returned_not_retried(stack: OfflineStack) -> None:
     assert result["statusCode"] == 409 and result["reason"] == "target-busy"
     refusal = restore_items(stack, "refusal")[0]
     assert refusal["requestedBy"]["schedule"] == "nightly-verify"
+    # Nobody waits on a schedule's answer: people are told.
+    (told,) = stack.notifications()
+    assert told["subject"] == "Restore refused (schedule nightly-verify): orders-prod -> orders-busy"
+    assert "409 TARGET_BUSY" in told["message"] and "IDLE" in told["message"]
 
 
 def test_schedule_fault_raises_for_a_retry_then_succeeds(stack: OfflineStack) -> None:
@@ -564,6 +568,9 @@ def test_invalid_schedule_input_is_refused_and_counted(
     ]
     assert stack.simulator.calls == []
     assert emf(capsys.readouterr().out, "RestoreRefused")[0]["reason"] == "invalid-request"
+    (told,) = stack.notifications()
+    assert told["subject"] == "Restore refused (schedule nightly-verify): invalid request"
+    assert "detail.request.clusterName" in told["message"]
 
 
 def test_missing_secret_is_a_clear_500_naming_the_secret_id(stack: OfflineStack) -> None:

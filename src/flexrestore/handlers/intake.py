@@ -51,6 +51,7 @@ from flexrestore.domain.triggers import (
     AlarmIgnored,
     RecoveryPlanError,
     RequestedBy,
+    TriggeredRestore,
     event_kind,
     load_recovery_plans,
     parse_alarm_event,
@@ -153,6 +154,7 @@ handler = _wrap(_handler)
 def _eventbridge(event: dict[str, Any], context: Any, kind: str) -> dict[str, Any]:
     from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
+    triggered: TriggeredRestore | None = None
     try:
         if kind == "schedule":
             triggered = parse_scheduled_event(event)
@@ -171,17 +173,58 @@ def _eventbridge(event: dict[str, Any], context: Any, kind: str) -> dict[str, An
     except InvalidRequest as exc:
         logger.error("%s event refused: %s", kind, exc.message, extra={"errors": exc.errors})
         count("RestoreRefused", "reason", "invalid-request")
-        return {"statusCode": 400, **exc.body()}
+        refused = {"statusCode": 400, "errorCode": "INVALID_REQUEST", **exc.body()}
+        _tell_refused(kind, event, triggered, refused)
+        return refused
     except IntakeError as exc:
         if exc.refusal:
             logger.warning("%s event refused: %s", kind, exc.message, extra={"errorCode": exc.code})
-            return {"statusCode": exc.status, **exc.body()}
+            refused = {"statusCode": exc.status, **exc.body()}
+            _tell_refused(kind, event, triggered, refused)
+            return refused
         logger.error("%s event failed, to be retried: %s", kind, exc.message, extra={"errorCode": exc.code})
         raise IntakeFailed(f"{exc.status} {exc.code}: {exc.message}") from None
     except IdempotencyAlreadyInProgressError:
         # Another delivery of this event is being handled right now; a later retry gets its answer.
         logger.warning("the same %s event is already being handled; failing this delivery for a retry", kind)
         raise IntakeFailed("this event is already being handled; retry later") from None
+
+
+def _tell_refused(
+    kind: str, event: Mapping[str, Any], triggered: TriggeredRestore | None, refused: Mapping[str, Any]
+) -> None:
+    """Nobody waits on a schedule's or an alarm's answer: a refused one is told to people (SNS), so a
+    recovery plan refused at 3 a.m. or a verification that stopped running is not silent."""
+    settings = get_settings()
+    if not settings.notification_topic_arn:
+        return
+    raw_detail = event.get("detail")
+    detail: Mapping[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
+    who = (triggered.requested_by.schedule or triggered.requested_by.alarm) if triggered else None
+    who = who or str(detail.get("schedule") or detail.get("alarmName") or "unknown")[:64]
+    route = (
+        f"{triggered.request.cluster_name} -> {triggered.request.target_deployment_item_name}"
+        if triggered
+        else "invalid request"
+    )
+    subject = re.sub(r"[\x00-\x1f\x7f]+", " ", f"Restore refused ({kind} {who}): {route}")[:99]
+    lines = [
+        subject,
+        "",
+        f"Trigger:      {kind} {who} (event {event.get('id')})",
+        f"Answer:       {refused.get('statusCode')} {refused.get('errorCode')}",
+        f"Why:          {refused.get('message')}",
+    ]
+    for problem in refused.get("errors") or []:
+        lines.append(f"Field:        {problem.get('field')}: {problem.get('message')}")
+    if triggered:
+        lines += ["", json.dumps(triggered.request.to_wire(), indent=2, ensure_ascii=False)]
+    try:
+        from flexrestore.aws.notifier import Notifier
+
+        Notifier(settings.notification_topic_arn, settings.event_bus_name).publish(subject, "\n".join(lines))
+    except Exception as exc:  # the refusal is logged, counted and audited already
+        logger.error("could not notify the refusal: %s", type(exc).__name__)
 
 
 # --- HTTP API -------------------------------------------------------------------------------------------
