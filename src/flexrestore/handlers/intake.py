@@ -8,9 +8,12 @@ domain/request.py), runs the one intake flow (domain/intake.py) over real adapte
   domain/intake.py. Exactly once: keyed on the ``Idempotency-Key`` header and the caller, or (no header) on
   the request and the caller for ``NO_KEY_WINDOW_SECONDS``.
 - EventBridge "Scheduled Event" and "CloudWatch Alarm State Change" (shapes in domain/triggers.py): keyed on
-  the event id. A refusal (bad request, guard, busy target) is logged, counted and returned (a retry
-  cannot help); a fault (Atlas down, misconfiguration, the same event in progress elsewhere) raises, so
-  Lambda's asynchronous retries run it again and then its on-failure destination keeps it.
+  the event id. A refusal (bad request, guard, busy target) is logged, counted, audited, told on SNS and
+  returned (a retry cannot help); a fault (Atlas down, misconfiguration, the same event in progress
+  elsewhere) raises, so Lambda's asynchronous retries run it again and then its on-failure destination
+  keeps it.
+- A restore whose Atlas create fails ends at once as a final ERROR record, notified on SNS and EventBridge
+  like any other ending (NOTIFICATION_TOPIC_ARN, EVENT_BUS_NAME).
 
 Cold start checks RECOVERY_PLANS and the guard settings and fails the import with a message naming the
 alarm and the field, so a broken plan is seen at deployment, not when its alarm fires.
