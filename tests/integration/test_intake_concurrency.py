@@ -188,3 +188,17 @@ def test_failed_create_is_recorded_and_a_retry_makes_a_fresh_attempt(
     assert result["restoreId"] != failed["restoreId"]  # the ended attempt is kept as it was
     assert len(creates(stack)) == 1
     assert stack.record(failed["restoreId"])["finalStatus"] == "ERROR"  # type: ignore[index]
+
+
+def test_a_failed_record_write_leaves_the_target_unlocked(
+    stack: OfflineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flexrestore.aws.locks import TargetLocks
+    from flexrestore.aws.records import RestoreRecords
+    from flexrestore.simulator import DEMO
+
+    crash_once(monkeypatch, RestoreRecords, "create")
+    status, body, _ = answer(stack.invoke("intake", load("api-post-restore.json")))
+    assert (status, body["errorCode"]) == (500, "INTERNAL_ERROR")
+    assert TargetLocks("flexrestore-restores").holder(DEMO.group_id, DEMO.scratch_target) is None
+    assert creates(stack) == []

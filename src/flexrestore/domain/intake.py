@@ -478,7 +478,13 @@ class Intake:
                 break_glass=break_glass,
                 lock_id=lock_id,
             )
-            self.records.create(existing)
+            try:
+                self.records.create(existing)
+            except BaseException:
+                # Nothing was asked of Atlas yet: do not leave the target locked by a restore that has
+                # no record (a retry takes the lock again).
+                self.locks.release(lock_id, restore_id)
+                raise
             logger.info("restore %s recorded (CREATING)", restore_id, extra={"restoreId": restore_id})
         else:
             logger.info(
