@@ -409,6 +409,15 @@ def test_base64_encoded_body_is_accepted(stack: OfflineStack) -> None:
     assert answer(stack.invoke("intake", event))[0] == 202
 
 
+@pytest.mark.parametrize("body", ["%%% not base64", base64.b64encode(b"\xff\xfe not utf-8").decode()])
+def test_bad_base64_body_is_400(stack: OfflineStack, body: str) -> None:
+    event = api_post(request_body(), key="b64-bad")
+    event["body"], event["isBase64Encoded"] = body, True
+    status, answered, _ = answer(stack.invoke("intake", event))
+    assert status == 400 and answered["errors"][0]["field"] == "body"
+    assert stack.simulator.calls == []
+
+
 # --- refusals and failures -----------------------------------------------------------------------------
 
 
@@ -623,6 +632,13 @@ BAD_BODIES: list[tuple[str, str, str]] = [
     ("empty body", "", "body"),
     ("oversized body", json.dumps(request_body(reason="x" * 17000)), "body"),
     ("duplicate key", '{"groupId": "a", "groupId": "b"}', "groupId"),
+    ("lone surrogate", json.dumps(request_body(reason="\ud800")), "reason"),
+    ("line separator in reason", json.dumps(request_body(reason="a\u2028b")), "reason"),
+    (
+        "arabic letter mark in target",
+        json.dumps(request_body(targetDeploymentItemName="x\u061cy")),
+        "targetDeploymentItemName",
+    ),
 ]
 
 

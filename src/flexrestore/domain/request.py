@@ -23,8 +23,11 @@ TARGET_NAME_PATTERN: Final = r"^[\p{L}\p{N}\-_.(),:&@+']{1,64}$"
 LATEST: Final = "latest"
 REASON_MAX_CHARS: Final = 500
 
-# C0 and C1 controls, DEL, and the bidi marks/overrides/isolates that can make text display as something else.
-_FORBIDDEN_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 controls, DEL, the line/paragraph separators, the bidi marks/embeddings/overrides/isolates
+# that can make text display as something else, and lone surrogates (not text at all; JSON can carry them).
+_FORBIDDEN_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 # Plain-words rule of each field, used in error messages instead of raw regexes.
 FIELD_RULES: Final[Mapping[str, str]] = {
@@ -152,7 +155,7 @@ def parse_request(data: Any) -> RestoreRequest:
 
 def decode_json_object(text: str, *, max_bytes: int, what: str = "body") -> dict[str, Any]:
     """Decode a JSON object of at most ``max_bytes`` bytes; refuse duplicate keys (which one would win?)."""
-    size = len(text.encode("utf-8"))
+    size = len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise InvalidRequest(
             f"the {what} is too large",

@@ -21,6 +21,8 @@ alarm and the field, so a broken plan is seen at deployment, not when its alarm 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import importlib.util
 import json
 import logging
@@ -265,7 +267,7 @@ def _api_app() -> APIGatewayRestResolver:
                 "the body must be JSON",
                 [{"field": "Content-Type", "message": "must be application/json"}],
             )
-        data = decode_json_object(current.decoded_body or "", max_bytes=MAX_BODY_BYTES)
+        data = decode_json_object(_body_text(current.raw_event), max_bytes=MAX_BODY_BYTES)
         request = parse_request(data)
         header = current.get_header_value("idempotency-key", case_sensitive=False)
         if header is not None:
@@ -408,6 +410,24 @@ def _api_app() -> APIGatewayRestResolver:
         return answer(404, {"message": "no such resource; see /restores", "errorCode": "NOT_FOUND"})
 
     return app
+
+
+def _body_text(event: Mapping[str, Any]) -> str:
+    """The request body as text; API Gateway base64-encodes it for binary media types."""
+    body = event.get("body") or ""
+    if not event.get("isBase64Encoded"):
+        return str(body)
+    if len(body) > MAX_BODY_BYTES * 2:  # far too large once decoded, whatever it holds
+        raise InvalidRequest(
+            "the body is too large", [{"field": "body", "message": f"must be at most {MAX_BODY_BYTES} bytes"}]
+        )
+    try:
+        return base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(
+            "the body is not valid",
+            [{"field": "body", "message": "must be base64 of UTF-8 JSON (the request says isBase64Encoded)"}],
+        ) from None
 
 
 def _is_post(app: APIGatewayRestResolver) -> bool:
