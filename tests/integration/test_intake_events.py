@@ -355,6 +355,8 @@ def test_get_restores_lists_newest_first_filters_and_pages(stack: OfflineStack) 
         (r["requestedAt"] for r in page["restores"]), reverse=True
     )
     assert page["nextToken"] is None
+    # The alarm's restore still holds its target's lock item, in the same table: never listed.
+    assert restore_items(stack, "lock") and all(r["kind"] == "restore" for r in page["restores"])
 
     seen: list[str] = []
     token: str | None = None
@@ -370,8 +372,15 @@ def test_get_restores_lists_newest_first_filters_and_pages(stack: OfflineStack) 
             break
     assert seen == listed
 
-    status, page, _ = answer(stack.invoke("intake", api_get("/restores", {"cluster": "orders-other"})))
-    assert (status, page["restores"]) == (200, [])
+    for query, expected in (
+        ({"cluster": "orders-other"}, []),
+        ({"cluster": DEMO.source_cluster}, listed),
+        ({"groupId": DEMO.group_id}, listed),
+        ({"groupId": DEMO.other_group_id}, []),
+        ({"groupId": DEMO.other_group_id, "cluster": DEMO.source_cluster}, []),
+    ):
+        status, page, _ = answer(stack.invoke("intake", api_get("/restores", query)))
+        assert (status, [r["restoreId"] for r in page["restores"]]) == (200, expected), query
 
 
 @pytest.mark.parametrize(
@@ -384,6 +393,14 @@ def test_get_restores_lists_newest_first_filters_and_pages(stack: OfflineStack) 
         ({"groupId": "nope"}, "groupId"),
         ({"nextToken": "garbage!"}, "nextToken"),
         ({"nextToken": base64.urlsafe_b64encode(b'{"i":"byKind","k":{"id":"x"}}').decode()}, "nextToken"),
+        (
+            {
+                "nextToken": base64.urlsafe_b64encode(
+                    b'{"i":"byKind","k":{"id":"x","kind":"lock","requestedAt":"z"}}'
+                ).decode()
+            },
+            "nextToken",
+        ),
         ({"sort": "asc"}, "query"),
     ],
 )

@@ -145,33 +145,33 @@ class RestoreRecords:
         a ``nextToken`` still means "there may be more").
         """
         limit = max(1, min(limit, MAX_PAGE))
-        query: dict[str, Any] = {"TableName": self.table_name, "ScanIndexForward": False, "Limit": limit}
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        filters = []
         if group_id and cluster_name:
-            index = BY_SOURCE_INDEX
-            query["KeyConditionExpression"] = "#source = :source"
-            query["ExpressionAttributeNames"] = {"#source": "source"}
-            query["ExpressionAttributeValues"] = {":source": {"S": f"{group_id}/{cluster_name}"}}
+            index, partition, partition_value = BY_SOURCE_INDEX, "source", f"{group_id}/{cluster_name}"
         else:
-            index = BY_KIND_INDEX
-            names = {"#kind": "kind"}
-            values: dict[str, Any] = {":kind": {"S": RESTORE_KIND}}
-            filters = []
-            if group_id:
-                names["#group"] = "groupId"
-                values[":group"] = {"S": group_id}
-                filters.append("#group = :group")
-            if cluster_name:
-                names["#cluster"] = "clusterName"
-                values[":cluster"] = {"S": cluster_name}
-                filters.append("#cluster = :cluster")
-            query["KeyConditionExpression"] = "#kind = :kind"
-            query["ExpressionAttributeNames"] = names
-            query["ExpressionAttributeValues"] = values
-            if filters:
-                query["FilterExpression"] = " AND ".join(filters)
-        query["IndexName"] = index
+            index, partition, partition_value = BY_KIND_INDEX, "kind", RESTORE_KIND
+            for attribute, wanted in (("groupId", group_id), ("clusterName", cluster_name)):
+                if wanted:
+                    names[f"#{attribute}"] = attribute
+                    values[f":{attribute}"] = {"S": wanted}
+                    filters.append(f"#{attribute} = :{attribute}")
+        names["#partition"] = partition
+        values[":partition"] = {"S": partition_value}
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#partition = :partition",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,  # newest first (the index's sort key is requestedAt)
+            "Limit": limit,
+        }
+        if filters:
+            query["FilterExpression"] = " AND ".join(filters)
         if next_token:
-            query["ExclusiveStartKey"] = _decode_token(next_token, index)
+            query["ExclusiveStartKey"] = _decode_token(next_token, index, partition, partition_value)
         answer = client("dynamodb").query(**query)
         records = [from_item(item) for item in answer.get("Items", [])]
         last = answer.get("LastEvaluatedKey")
@@ -262,7 +262,7 @@ def _encode_token(last_key: Mapping[str, Any], index: str) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def _decode_token(token: str, index: str) -> dict[str, Any]:
+def _decode_token(token: str, index: str, partition: str, value: str) -> dict[str, Any]:
     """The page key inside a token we handed out for the same listing; anything else is refused."""
     if len(token) > 2048:
         raise BadPageToken("nextToken is too long")
@@ -278,6 +278,7 @@ def _decode_token(token: str, index: str) -> dict[str, Any]:
         or not isinstance(data.get("k"), dict)
         or set(data["k"]) != set(expected)
         or not all(isinstance(v, str) and 0 < len(v) <= 512 for v in data["k"].values())
+        or data["k"].get(partition) != value  # DynamoDB refuses a start key outside the queried partition
     ):
         raise BadPageToken("nextToken does not belong to this listing (use it with the same filters)")
     return {k: {"S": v} for k, v in data["k"].items()}
