@@ -346,6 +346,7 @@ def test_get_restores_lists_newest_first_filters_and_pages(stack: OfflineStack) 
         stack.wait_for_execution(body["executionArn"])  # moves the virtual clock past this restore
     other = load("alarm-into-alarm.json")  # the alarm's plan also restores orders-prod
     made.append(stack.invoke("intake", other)["restoreId"])
+    stack.invoke("intake", api_post(request_body(targetDeploymentItemName=DEMO.busy_cluster)))  # refused
 
     status, page, _ = answer(stack.invoke("intake", api_get("/restores")))
     assert status == 200
@@ -355,8 +356,8 @@ def test_get_restores_lists_newest_first_filters_and_pages(stack: OfflineStack) 
         (r["requestedAt"] for r in page["restores"]), reverse=True
     )
     assert page["nextToken"] is None
-    # The alarm's restore still holds its target's lock item, in the same table: never listed.
-    assert restore_items(stack, "lock") and all(r["kind"] == "restore" for r in page["restores"])
+    # Refusal audit items live in the same table: never listed as restores.
+    assert restore_items(stack, "refusal") and all(r["kind"] == "restore" for r in page["restores"])
 
     seen: list[str] = []
     token: str | None = None
