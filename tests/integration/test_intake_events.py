@@ -8,6 +8,7 @@ import base64
 import copy
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,8 +147,9 @@ def test_api_post_sample_creates_records_and_hands_off(stack: OfflineStack) -> N
     assert body["snapshotId"] == DEMO.latest_snapshot_id
     assert body["executionArn"].endswith(f":execution:flexrestore-restore-poll:{restore_id}")
 
-    # Atlas: token, newest snapshot, target's state, then exactly one create with targetProjectId set.
-    assert [c.operation for c in stack.simulator.calls] == [
+    # Atlas: token, newest snapshot, target's state, then exactly one create with targetProjectId set
+    # (the poll loop, already running in the background, makes the calls after these).
+    assert [c.operation for c in stack.simulator.calls][:4] == [
         "token",
         "listFlexBackupSnapshots",
         "getFlexCluster",
@@ -470,7 +472,23 @@ def test_guard_refusals_are_answered_recorded_and_counted(
     assert counted == sorted(reason for _, _, reason in cases)
 
 
+def held_poll_loop(stack: OfflineStack) -> threading.Event:
+    """Hold every poll loop at its first poll until the returned event is set (the loop would otherwise
+    run ahead on the virtual clock, finish the restore and release the target before the test looks)."""
+    from flexrestore.handlers.poll import handler as poll
+
+    go_on = threading.Event()
+
+    def held(event: Any, context: Any) -> Any:
+        assert go_on.wait(30), "the test never released the poll loop"
+        return poll(event, context)
+
+    stack.functions["poll"] = held
+    return go_on
+
+
 def test_second_restore_into_a_locked_target_gets_409_naming_the_first(stack: OfflineStack) -> None:
+    go_on = held_poll_loop(stack)
     _, first, _ = answer(stack.invoke("intake", load("api-post-restore.json")))
     status, body, _ = answer(
         stack.invoke("intake", api_post(request_body(reason="another one"), key="second"))
@@ -479,6 +497,7 @@ def test_second_restore_into_a_locked_target_gets_409_naming_the_first(stack: Of
     assert first["restoreId"] in body["message"]
     assert len(creates(stack)) == 1
     # Once the first restore has ended, the lock is released and the target is usable again.
+    go_on.set()
     stack.wait_for_execution(first["executionArn"])
     status, _, _ = answer(stack.invoke("intake", api_post(request_body(reason="another one"), key="second")))
     assert status == 202
