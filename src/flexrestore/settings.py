@@ -35,6 +35,10 @@ class Settings(BaseModel):
 
     # Poll loop
     poll_deadline_seconds: int = Field(3600, alias="POLL_DEADLINE_SECONDS", ge=60, le=86400)
+    # How long Atlas may stay unreachable (5xx, timeouts, rate limits, unreadable answers) before the poll
+    # loop gives up with ERROR. Counted from the first fault of an outage; a good read starts it over, so
+    # separate short hiccups during a long restore never add up.
+    atlas_outage_tolerance_seconds: int = Field(600, alias="ATLAS_OUTAGE_TOLERANCE_SECONDS", ge=0, le=86400)
 
     # Alarm-driven recovery: JSON object {alarmName: restore request}
     recovery_plans: str = Field("{}", alias="RECOVERY_PLANS")

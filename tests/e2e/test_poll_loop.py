@@ -142,14 +142,57 @@ def test_atlas_down_for_the_whole_window_ends_as_an_error_well_before_the_deadli
     assert record["finalStatus"] == "ERROR"
     assert record["error"]["code"] == "AtlasUnavailable"
     assert record["error"]["message"].startswith("Atlas kept failing, gave up polling: Atlas GET")
-    # The Atlas retrier gives up after a few attempts, not at the 60-minute deadline.
+    assert "beyond the 600 s tolerance" in record["error"]["message"]
+    # The outage is ridden out for the tolerance (10 min from the first fault), then the Atlas retrier
+    # gives up after a few attempts: the end comes well before the 60-minute deadline.
+    unreachable = (at(record["noticedAt"]) - at(record["atlasUnreachableSince"])).total_seconds()
+    assert unreachable >= 600
     assert at(record["noticedAt"]) < at(restore.execution_input["deadline"]) - timedelta(minutes=30)
     assert notification["subject"] == "Restore ERROR: orders-prod → orders-verify"
     assert "Atlas kept failing" in notification["message"]
     assert event["detail-type"] == "Flex Restore Failed"
     polls = [error for error in stack.lambda_errors if error["function"] == "poll"]
-    assert {error["errorType"] for error in polls} == {"AtlasUnavailable"}
-    assert len(polls) == 5  # the first look and the Atlas retrier's 4 retries
+    assert {error["errorType"] for error in polls} == {"RestoreStillRunning", "AtlasUnavailable"}
+    # Within the tolerance every look is a normal one; past it, one look and the Atlas retrier's 4 retries.
+    assert [error["errorType"] for error in polls].count("AtlasUnavailable") == 5
+    assert polls[-5:] == [error for error in polls if error["errorType"] == "AtlasUnavailable"]
+
+
+def test_separate_short_atlas_outages_during_a_slow_restore_do_not_add_up(stack: OfflineStack) -> None:
+    # Atlas answers 503/500 to everything for 5 minutes, twice, during a 30-minute restore. Each outage is
+    # shorter than the tolerance; together, they hold more faults than the Atlas retrier allows.
+    stack.simulator.state.flaky_failures = 10**9
+    clock = stack.clock
+    begin = clock.now()
+    outages = [(300.0, 600.0), (1200.0, 1500.0)]
+    real_poll = stack._handler("poll")
+
+    def poll_through_outages(event: Any, context: Any) -> Any:
+        elapsed = clock.now() - begin
+        down = any(start <= elapsed < end for start, end in outages)
+        stack.simulator.scenario = "flaky" if down else "ok"  # the job's 30 minutes were fixed at creation
+        return real_poll(event, context)
+
+    stack.simulator.scenario = "slow"
+    restore = start_restore(stack)
+    stack.functions["poll"] = poll_through_outages
+    record, notification, event = ended(stack, restore)
+
+    assert record["finalStatus"] == "COMPLETED"
+    assert record["atlasDurationSeconds"] == 1800
+    assert "atlasUnreachableSince" not in record  # cleared by the good read after each outage
+    faults = [
+        error
+        for error in stack.lambda_errors
+        if error["function"] == "poll" and "Atlas unreachable since" in error["errorMessage"]
+    ]
+    assert len(faults) >= 6  # more than the Atlas retrier's 1 + 4 attempts
+    assert len({error["errorMessage"].split(" (")[0] for error in faults}) == 2  # two outages, two starts
+    assert {error["errorType"] for error in stack.lambda_errors} == {"RestoreStillRunning"}
+    assert notification["subject"].startswith("Restore COMPLETED: orders-prod → orders-verify in 30 min")
+    assert event["detail-type"] == "Flex Restore Succeeded"
+    noticed = (at(record["noticedAt"]) - at(record["restoreFinishedDate"])).total_seconds()
+    assert 0 <= noticed <= 90
 
 
 def test_a_poll_lambda_that_crashes_every_time_still_ends_recorded_and_announced(stack: OfflineStack) -> None:
@@ -287,7 +330,12 @@ def test_rate_limits_beyond_the_clients_patience_are_waited_out_by_the_state_mac
 
     assert record["finalStatus"] == "COMPLETED"
     polls = [error for error in stack.lambda_errors if error["function"] == "poll"]
-    assert "AtlasRateLimited" in {error["errorType"] for error in polls}
+    assert any("Retry-After" in error["errorMessage"] for error in polls)  # looks that did not call Atlas
+    # Retry-After is honoured: after the first 429, Atlas is not asked again before it said.
+    looks = [call for call in stack.simulator.calls if call.method == "GET" and "/restoreJobs/" in call.path]
+    assert looks[0].status == 429
+    assert all(look.at >= looks[0].at + 55 for look in looks[1:])
+    assert looks[-1].status == 200
     assert event["detail-type"] == "Flex Restore Succeeded"
     assert notification["subject"].startswith("Restore COMPLETED")
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
+from flexrestore.atlas.errors import AtlasUnavailable
 from flexrestore.aws import clients
 from flexrestore.aws.notifier import Notifier, OutcomeEventRejected
 from flexrestore.clock import VirtualClock
@@ -162,3 +163,104 @@ def test_without_a_readable_record_notify_falls_back_to_at_least_once(
     assert answer["status"] == "SENT"
     assert len(stack.notifications()) == 2  # told twice rather than not at all
     assert len(stack.events()) == 2
+
+
+def atlas_down(stack: OfflineStack) -> None:
+    stack.simulator.state.flaky_failures = 10**9  # 503/500 to every call
+    stack.simulator.scenario = "flaky"
+
+
+def test_an_atlas_outage_is_ridden_out_up_to_the_tolerance_and_forgotten_once_atlas_answers(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock
+) -> None:
+    stack.simulator.state.jobs[restore.job_id].duration = 3600  # a long restore
+    clock.advance(20)
+    atlas_down(stack)
+    with pytest.raises(RestoreStillRunning, match="Atlas unreachable since") as first:
+        poll(stack, restore)
+    record = stack.record(restore.restore_id)
+    assert record is not None
+    since = record["atlasUnreachableSince"]
+    assert record["atlasFault"]["code"] == "AtlasUnavailable"
+    clock.advance(300)
+    with pytest.raises(RestoreStillRunning, match=f"Atlas unreachable since {since}"):
+        poll(stack, restore)  # same outage, same start
+    assert since in str(first.value)
+
+    stack.simulator.scenario = "ok"
+    with pytest.raises(RestoreStillRunning, match="is RUNNING"):
+        poll(stack, restore)
+    record = stack.record(restore.restore_id)
+    assert record is not None
+    assert "atlasUnreachableSince" not in record
+    assert "atlasFault" not in record
+
+    # A new outage starts its own count.
+    clock.advance(400)
+    atlas_down(stack)
+    with pytest.raises(RestoreStillRunning, match="Atlas unreachable since"):
+        poll(stack, restore)
+    record = stack.record(restore.restore_id)
+    assert record is not None
+    assert record["atlasUnreachableSince"] > since
+
+
+def test_beyond_the_tolerance_the_atlas_fault_is_raised_with_how_long_it_lasted(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock
+) -> None:
+    clock.advance(20)
+    atlas_down(stack)
+    with pytest.raises(RestoreStillRunning):
+        poll(stack, restore)
+    clock.advance(600)
+    with pytest.raises(
+        AtlasUnavailable, match=r"Atlas unreachable since .*, 6\d\d s, beyond the 600 s tolerance"
+    ):
+        poll(stack, restore)
+
+
+def test_a_zero_tolerance_hands_every_atlas_fault_to_the_state_machine(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATLAS_OUTAGE_TOLERANCE_SECONDS", "0")
+    get_settings.cache_clear()
+    clock.advance(20)
+    atlas_down(stack)
+    with pytest.raises(AtlasUnavailable):
+        poll(stack, restore)
+
+
+def test_without_dynamodb_an_atlas_fault_is_not_tolerated(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESTORES_TABLE", "no-such-table")
+    get_settings.cache_clear()
+    clock.advance(20)
+    atlas_down(stack)
+    with pytest.raises(AtlasUnavailable, match="outage not tracked"):
+        poll(stack, restore)
+
+
+def test_no_look_reaches_atlas_before_its_retry_after(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock
+) -> None:
+    clock.advance(20)
+    stack.simulator.retry_after_seconds = 120  # beyond the client's own 15 s budget
+    stack.simulator.scenario = "rate-limited"
+    with pytest.raises(RestoreStillRunning, match="AtlasRateLimited"):
+        poll(stack, restore)
+    record = stack.record(restore.restore_id)
+    assert record is not None
+    not_before = record["atlasRetryNotBefore"]
+    calls = len(stack.atlas_calls())
+
+    clock.advance(60)
+    with pytest.raises(RestoreStillRunning, match=f"not to call before {not_before} \\(Retry-After\\)"):
+        poll(stack, restore)
+    assert len(stack.atlas_calls()) == calls  # Atlas was not asked
+
+    clock.advance(70)
+    assert poll(stack, restore)["finalStatus"] == "COMPLETED"
+    record = stack.record(restore.restore_id)
+    assert record is not None
+    assert "atlasRetryNotBefore" not in record

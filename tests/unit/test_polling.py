@@ -112,3 +112,26 @@ def test_the_first_wait_guard_matches_the_domain_bound() -> None:
     rules = definition["States"]["CheckFirstPollDelay"]["Choices"][0]["And"]
     upper = next(rule["NumericLessThanEquals"] for rule in rules if "NumericLessThanEquals" in rule)
     assert upper == polling.MAX_FIRST_POLL_SECONDS
+
+
+def test_an_atlas_outage_is_tolerated_until_the_tolerance_is_reached() -> None:
+    since = NOW
+    assert polling.outage_tolerated(since, since, 600)
+    assert polling.outage_tolerated(since, since + timedelta(seconds=599), 600)
+    assert not polling.outage_tolerated(since, since + timedelta(seconds=600), 600)
+    assert not polling.outage_tolerated(since, since, 0)  # zero: never ride an outage out
+
+
+def test_retry_after_sets_when_atlas_may_be_asked_again() -> None:
+    assert polling.look_not_before(NOW, 55) == NOW + timedelta(seconds=55)
+    assert polling.look_not_before(NOW, None) is None
+    assert polling.look_not_before(NOW, 0) is None
+
+
+def test_the_default_outage_tolerance_outlasts_the_longest_poll_wait_several_times() -> None:
+    from flexrestore.settings import Settings
+
+    tolerance = Settings.model_validate({}).atlas_outage_tolerance_seconds
+    assert tolerance == 600
+    # At least a few looks fall inside a tolerated outage, whatever the point in the schedule.
+    assert tolerance >= 5 * polling.POLL_MAX_DELAY_SECONDS

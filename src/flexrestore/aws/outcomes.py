@@ -93,6 +93,70 @@ class RestoreOutcomes:
                 return False
             raise
 
+    # Atlas outage tracking (the poll step): ``atlasUnreachableSince`` from the first fault of an outage,
+    # ``atlasRetryNotBefore`` from Atlas's Retry-After, ``atlasFault`` the latest fault; all three go at
+    # the next good read.
+    _OUTAGE_NAMES = {
+        "#since": "atlasUnreachableSince",
+        "#notBefore": "atlasRetryNotBefore",
+        "#fault": "atlasFault",
+    }
+
+    def atlas_outage(self, restore_id: str) -> dict[str, Any]:
+        """The record's outage fields (empty when Atlas answered the last look, or there is no record)."""
+        answer = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"id": {"S": restore_id}},
+            ConsistentRead=True,
+            ProjectionExpression="#since, #notBefore, #fault",
+            ExpressionAttributeNames=self._OUTAGE_NAMES,
+        )
+        return from_item(answer.get("Item") or {})
+
+    def note_atlas_fault(
+        self, restore_id: str, *, at: str, not_before: str | None, fault: dict[str, Any]
+    ) -> str | None:
+        """Record a fault; returns when the outage began (``at`` if this is its first fault), or None if
+        the restore has no record or has already ended."""
+        update = "SET #since = if_not_exists(#since, :at), #fault = :fault"
+        values: dict[str, Any] = {":at": {"S": at}, ":fault": to_item({"f": fault})["f"]}
+        if not_before is not None:
+            update += ", #notBefore = :notBefore"
+            values[":notBefore"] = {"S": not_before}
+        else:
+            update += " REMOVE #notBefore"
+        try:
+            answer = client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": restore_id}},
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(id) AND attribute_not_exists(finalStatus)",
+                ExpressionAttributeNames=self._OUTAGE_NAMES,
+                ExpressionAttributeValues=values,
+                # Not UPDATED_NEW: an if_not_exists that keeps the old value may count as "not updated".
+                ReturnValues="ALL_NEW",
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+        since = from_item(answer.get("Attributes") or {}).get("atlasUnreachableSince")
+        return str(since) if since else None
+
+    def clear_atlas_outage(self, restore_id: str) -> None:
+        """Atlas answered: the outage is over (the next fault starts a new one)."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": restore_id}},
+                UpdateExpression="REMOVE #since, #notBefore, #fault",
+                ConditionExpression="attribute_exists(id) AND attribute_not_exists(finalStatus)",
+                ExpressionAttributeNames=self._OUTAGE_NAMES,
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+
     def save_final(self, record: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Write the final record once. Returns ``(record as stored, written by this call)``.
 

@@ -109,6 +109,23 @@ def retries_needed(horizon_seconds: float, first_poll_seconds: float = 0.0) -> i
     return len(poll_offsets(first_poll_seconds, horizon_seconds)) - 1
 
 
+def outage_tolerated(unreachable_since: datetime, now: datetime, tolerance_seconds: float) -> bool:
+    """Whether an Atlas outage that began at ``unreachable_since`` is still short enough to ride out.
+
+    While it is, the poll keeps to its normal schedule (the job is still running as far as we know);
+    beyond it, the fault is raised for the state machine's Atlas retriers, then ends the restore as ERROR.
+    The outage starts at the first fault and ends at the next good read, so separate hiccups never add up.
+    """
+    return (now - unreachable_since).total_seconds() < tolerance_seconds
+
+
+def look_not_before(now: datetime, retry_after_seconds: float | None) -> datetime | None:
+    """When Atlas's ``Retry-After`` lets us look again, or None if it gave none."""
+    if retry_after_seconds is None or retry_after_seconds <= 0:
+        return None
+    return now + timedelta(seconds=retry_after_seconds)
+
+
 def deadline_passed(deadline: datetime, now: datetime) -> bool:
     """Checked first on every poll: at or after the deadline the restore ends as TIMED_OUT."""
     return now >= deadline
