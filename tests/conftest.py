@@ -31,3 +31,30 @@ def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     clock.use(previous)
     get_settings.cache_clear()
     clients.reset()
+
+
+@pytest.fixture(autouse=True)
+def _every_atlas_call_follows_the_spec(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Suite-wide: every simulator a test starts must end with zero spec violations and zero simulator
+    errors, unless the test is marked ``spec_violations_expected`` (tests of the simulator's own checks)."""
+    from flexrestore.simulator import AtlasSimulator
+
+    started: list[AtlasSimulator] = []
+    original_init = AtlasSimulator.__init__
+
+    def tracking_init(self: AtlasSimulator, *args: object, **kwargs: object) -> None:
+        original_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        started.append(self)
+
+    monkeypatch.setattr(AtlasSimulator, "__init__", tracking_init)
+    yield
+    if request.node.get_closest_marker("spec_violations_expected"):
+        return
+    violations = [
+        f"{call.method} {call.path}: {call.violation}" for sim in started for call in sim.violations
+    ]
+    errors = [error for sim in started for error in sim.errors]
+    assert not violations, f"requests that break the Atlas spec: {violations}"
+    assert not errors, f"simulator errors: {errors}"

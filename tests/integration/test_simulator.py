@@ -508,6 +508,7 @@ def test_every_scenario_is_switchable_and_unknown_ones_are_refused(sim: AtlasSim
 # -- spec violations -----------------------------------------------------------------------------------
 
 
+@pytest.mark.spec_violations_expected
 def test_missing_version_in_accept_is_a_406_violation(api: httpx.Client, sim: AtlasSimulator) -> None:
     answer = api.get(SOURCE, headers={"Accept": "application/json"})
 
@@ -516,6 +517,7 @@ def test_missing_version_in_accept_is_a_406_violation(api: httpx.Client, sim: At
     assert "Accept header" in (sim.violations[0].violation or "")
 
 
+@pytest.mark.spec_violations_expected
 def test_bad_snapshot_id_in_path_is_a_400_violation(api: httpx.Client, sim: AtlasSimulator) -> None:
     body = assert_api_error(api.get(f"{SNAPSHOTS}/NOT-HEX"), 400, "VALIDATION_ERROR")
 
@@ -523,6 +525,7 @@ def test_bad_snapshot_id_in_path_is_a_400_violation(api: httpx.Client, sim: Atla
     assert sim.violations[0].path.endswith("/NOT-HEX")
 
 
+@pytest.mark.spec_violations_expected
 def test_missing_target_project_is_refused_like_atlas(api: httpx.Client, sim: AtlasSimulator) -> None:
     body = assert_api_error(create(api, targetProjectId=None), 400, "MISSING_ATTRIBUTE")
 
@@ -531,6 +534,7 @@ def test_missing_target_project_is_refused_like_atlas(api: httpx.Client, sim: At
     assert sim.jobs == {}
 
 
+@pytest.mark.spec_violations_expected
 @pytest.mark.parametrize(
     ("overrides", "code", "mentions"),
     [
@@ -559,6 +563,7 @@ def test_instance_name_and_unicode_target_names_are_accepted(api: httpx.Client, 
     assert sim.violations == []
 
 
+@pytest.mark.spec_violations_expected
 def test_other_request_violations(api: httpx.Client, sim: AtlasSimulator) -> None:
     body = json.dumps(
         {
