@@ -283,9 +283,10 @@ def _grant_everything(sam: dict[str, Any]) -> None:
     )
 
 
-def _grant_publish_to_intake(sam: dict[str, Any]) -> None:
+def _grant_invoke_to_intake(sam: dict[str, Any]) -> None:
+    # The intake starts the poll loop through Step Functions; it never invokes a Lambda function itself.
     _function(sam, "IntakeFunction")["Policies"].append(
-        {"SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["NotificationTopic", "TopicName"]}}}
+        {"LambdaInvokePolicy": {"FunctionName": {"Ref": "PollFunction"}}}
     )
 
 
@@ -342,8 +343,13 @@ BROKEN: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
         "code_permissions",
         "sns:Publish",
     ),
+    "missing-intake-put-events": (
+        _drop_policy("IntakeFunction", "EventBridgePutEventsPolicy"),
+        "code_permissions",
+        "IntakeFunction: events:PutEvents",
+    ),
     "wildcard": (_grant_everything, "least_privilege", "dynamodb:*"),
-    "unused-grant": (_grant_publish_to_intake, "unused_grants", "grants sns:Publish"),
+    "unused-grant": (_grant_invoke_to_intake, "unused_grants", "grants lambda:InvokeFunction"),
     "substitution": (_rename_substitution, "substitutions", "PollFunctionArn"),
     "state-machine-invoke": (
         _drop_state_machine_invoke,
