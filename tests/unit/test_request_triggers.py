@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flexrestore.domain.intake import first_poll_seconds, idempotency_key, restore_id_for
+from flexrestore.domain.intake import first_poll_within_deadline, idempotency_key, restore_id_for
 from flexrestore.domain.request import InvalidRequest, parse_request
 from flexrestore.domain.triggers import (
     AlarmIgnored,
@@ -188,7 +188,10 @@ NOW = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 
 
 def test_first_poll_is_shortly_after_the_scheduled_date() -> None:
-    assert first_poll_seconds(NOW + timedelta(seconds=5), NOW, limit=3600) == 50
-    assert first_poll_seconds(NOW - timedelta(minutes=10), NOW, limit=3600) == 5  # already late: soon
-    assert first_poll_seconds(NOW + timedelta(hours=5), NOW, limit=3600) == 3600  # never past the deadline
-    assert first_poll_seconds(None, NOW, limit=3600) == 60
+    assert first_poll_within_deadline(NOW, NOW + timedelta(seconds=5), deadline_seconds=3600) == 50
+    late = NOW - timedelta(minutes=10)
+    assert first_poll_within_deadline(NOW, late, deadline_seconds=3600) == 0  # look at once
+    assert first_poll_within_deadline(NOW, None, deadline_seconds=3600) == 45  # no date: it starts now
+    # Never past the deadline, nor past the longest first wait the state machine accepts.
+    assert first_poll_within_deadline(NOW, NOW + timedelta(minutes=30), deadline_seconds=600) == 600
+    assert first_poll_within_deadline(NOW, NOW + timedelta(hours=5), deadline_seconds=86400) == 3600

@@ -44,6 +44,7 @@ from flexrestore.atlas.errors import (
     AtlasRateLimited,
     AtlasUnavailable,
 )
+from flexrestore.domain import polling
 from flexrestore.domain.request import CLUSTER_NAME_PATTERN, RestoreRequest
 from flexrestore.domain.snapshots import SnapshotRefused, check_snapshot, choose_snapshot
 from flexrestore.domain.triggers import RequestedBy
@@ -56,10 +57,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("flexrestore.intake")
 
 NOT_FLEX = "CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API"
-# Poll a little after Atlas's restoreScheduledDate: observed restores finish ~50 s after it.
-FIRST_POLL_AFTER_SCHEDULED_SECONDS = 45
-FIRST_POLL_MIN_SECONDS = 5
-FIRST_POLL_DEFAULT_SECONDS = 60
 # A job an earlier (crashed) attempt made can carry a restoreScheduledDate a little before the record's
 # requestedAt when clocks disagree.
 ADOPTION_TOLERANCE = timedelta(minutes=5)
@@ -195,12 +192,10 @@ def restore_id_for(key: str, generation: int = 0) -> str:
     return uuid.uuid5(_RESTORE_ID_NAMESPACE, f"{key}#{generation}").hex
 
 
-def first_poll_seconds(scheduled: datetime | None, now: datetime, *, limit: int) -> int:
-    """Seconds until the first poll: shortly after Atlas's restoreScheduledDate (+45 s)."""
-    if scheduled is None:
-        return min(FIRST_POLL_DEFAULT_SECONDS, limit)
-    wait = (scheduled - now).total_seconds() + FIRST_POLL_AFTER_SCHEDULED_SECONDS
-    return max(FIRST_POLL_MIN_SECONDS, min(math.ceil(wait), limit))
+def first_poll_within_deadline(now: datetime, scheduled: datetime | None, *, deadline_seconds: int) -> int:
+    """The poll loop's first wait (``polling.first_poll_seconds``), never past the restore's deadline: a
+    first look after it would report the TIMED_OUT late."""
+    return min(polling.first_poll_seconds(now, scheduled), deadline_seconds)
 
 
 def iso(moment: datetime) -> str:
@@ -505,8 +500,8 @@ class Intake:
             "targetProjectId": request.target_project_id,
             "requestedAt": existing["requestedAt"],
             "deadline": iso(requested_at + timedelta(seconds=self.config.poll_deadline_seconds)),
-            "firstPollSeconds": first_poll_seconds(
-                job.restore_scheduled_date, now, limit=self.config.poll_deadline_seconds
+            "firstPollSeconds": first_poll_within_deadline(
+                now, job.restore_scheduled_date, deadline_seconds=self.config.poll_deadline_seconds
             ),
             "lockId": lock_id,
         }
