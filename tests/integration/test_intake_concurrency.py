@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from flexrestore.clock import VirtualClock
 from flexrestore.local.harness import OfflineStack
-from tests.integration.test_intake_events import (
-    RECOVERY_PLANS,
+from tests.integration.intake_support import (
     answer,
     creates,
     execution_input,
@@ -22,14 +20,6 @@ from tests.integration.test_intake_events import (
 )
 
 DELIVERIES = 50
-
-
-@pytest.fixture
-def stack() -> Iterator[OfflineStack]:
-    with OfflineStack(
-        scenario="ok", clock=VirtualClock(), env_overrides={"RECOVERY_PLANS": RECOVERY_PLANS}
-    ) as s:
-        yield s
 
 
 def deliver_concurrently(stack: OfflineStack, event: dict[str, Any]) -> list[Any]:

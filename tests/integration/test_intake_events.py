@@ -7,30 +7,24 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import re
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flexrestore.clock import VirtualClock
 from flexrestore.local.harness import OfflineStack
 from flexrestore.simulator import DEMO
-
-EVENTS = Path(__file__).resolve().parents[2] / "events"
-# The default/local recovery plan the alarm sample relies on (template.yaml and local mode set the same).
-RECOVERY_PLANS = json.dumps(
-    {
-        "orders-prod-data-loss": {
-            "groupId": DEMO.group_id,
-            "clusterName": DEMO.source_cluster,
-            "targetDeploymentItemName": DEMO.recovery_target,
-            "reason": "orders-prod lost data: restore its latest snapshot into orders-dr",
-        }
-    }
+from tests.integration.intake_support import (
+    answer,
+    api_post,
+    creates,
+    emf,
+    execution_input,
+    load,
+    request_body,
+    restore_items,
 )
+
 CALLER = "arn:aws:sts::123456789012:assumed-role/flexrestore-operator/alice"
 EXECUTION_INPUT_KEYS = {
     "restoreId",
@@ -45,25 +39,6 @@ EXECUTION_INPUT_KEYS = {
     "firstPollSeconds",
     "lockId",
 }
-CREATE_PATH = re.compile(r"/flexClusters/[^/]+/backup/restoreJobs$")
-
-
-def load(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
-    return data
-
-
-def api_post(body: Any, *, key: str | None = None, raw: str | None = None, **headers: str) -> dict[str, Any]:
-    """The POST sample with another body / Idempotency-Key / headers."""
-    event = load("api-post-restore.json")
-    event["body"] = raw if raw is not None else json.dumps(body, ensure_ascii=False)
-    event["headers"].pop("Idempotency-Key")
-    if key is not None:
-        event["headers"]["Idempotency-Key"] = key
-    event["headers"].update(headers)
-    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
-    event["requestContext"]["requestId"] = f"req-{abs(hash((event['body'], key))) % 10**12}"
-    return event
 
 
 def api_get(path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
@@ -80,58 +55,8 @@ def api_get(path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
     return event
 
 
-def request_body(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(load("api-post-restore.json")["body"])
-    body.update(changes)
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def answer(response: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
-    headers = {k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}
-    headers.update(response.get("headers") or {})
-    return response["statusCode"], json.loads(response["body"]), headers
-
-
-def creates(stack: OfflineStack) -> list[Any]:
-    return [c for c in stack.simulator.calls if c.method == "POST" and CREATE_PATH.search(c.path)]
-
-
 def atlas_calls(stack: OfflineStack) -> list[tuple[str, str]]:
     return [(c.method, c.operation or c.path) for c in stack.simulator.calls]
-
-
-def restore_items(stack: OfflineStack, kind: str = "restore") -> list[dict[str, Any]]:
-    from flexrestore.aws.clients import client
-    from flexrestore.aws.records import from_item
-
-    items = client("dynamodb").scan(TableName="flexrestore-restores")["Items"]
-    return [from_item(i) for i in items if i["kind"]["S"] == kind]
-
-
-def execution_input(stack: OfflineStack, arn: str) -> dict[str, Any]:
-    from flexrestore.aws.clients import client
-
-    data: dict[str, Any] = json.loads(client("stepfunctions").describe_execution(executionArn=arn)["input"])
-    return data
-
-
-def emf(text: str, name: str) -> list[dict[str, Any]]:
-    """The EMF metric documents named ``name`` in captured stdout."""
-    found = []
-    for line in text.splitlines():
-        if line.startswith('{"_aws"'):
-            document = json.loads(line)
-            if name in document:
-                found.append(document)
-    return found
-
-
-@pytest.fixture
-def stack() -> Iterator[OfflineStack]:
-    with OfflineStack(
-        scenario="ok", clock=VirtualClock(), env_overrides={"RECOVERY_PLANS": RECOVERY_PLANS}
-    ) as s:
-        yield s
 
 
 # --- the samples -------------------------------------------------------------------------------------

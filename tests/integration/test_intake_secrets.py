@@ -15,7 +15,7 @@ import pytest
 from flexrestore.clock import VirtualClock
 from flexrestore.local.harness import OfflineStack
 from flexrestore.simulator import DEMO
-from tests.integration.test_intake_events import RECOVERY_PLANS, api_post, load, request_body
+from tests.integration.intake_support import RECOVERY_PLANS, api_post, load, request_body
 
 SERVICE_ACCOUNT = {"clientId": DEMO.client_id, "clientSecret": DEMO.client_secret}
 API_KEY = {"publicKey": DEMO.public_key, "privateKey": DEMO.private_key}

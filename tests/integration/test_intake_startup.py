@@ -6,16 +6,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from flexrestore.clock import VirtualClock
 from flexrestore.local.harness import FakeLambdaContext, OfflineStack
 from flexrestore.simulator import DEMO
-from tests.integration.test_intake_events import (
+from tests.integration.intake_support import (
     RECOVERY_PLANS,
     answer,
     creates,
@@ -67,14 +65,6 @@ def test_recovery_plan_into_a_protected_target_fails_the_cold_start() -> None:
     assert started.returncode != 0
     assert "recovery plan 'orders-prod-data-loss'" in started.stderr
     assert "PROTECTED_TARGETS" in started.stderr
-
-
-@pytest.fixture
-def stack() -> Iterator[OfflineStack]:
-    with OfflineStack(
-        scenario="ok", clock=VirtualClock(), env_overrides={"RECOVERY_PLANS": RECOVERY_PLANS}
-    ) as s:
-        yield s
 
 
 def test_unexpected_error_is_a_500_with_the_request_id_and_no_trace(

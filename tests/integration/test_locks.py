@@ -66,20 +66,18 @@ def test_acquire_writes_a_lease_item_and_release_removes_it(
 def test_lock_is_listed_under_kind_lock_and_not_by_source(locks: TargetLocks) -> None:
     locks.acquire(PROJECT, TARGET, restore_id="r-1", lease_seconds=LEASE)
     dynamodb = client("dynamodb")
-    by_kind = dynamodb.query(
-        TableName=TABLE,
-        IndexName=BY_KIND_INDEX,
-        KeyConditionExpression="kind = :k",
-        ExpressionAttributeValues={":k": {"S": "lock"}},
-    )["Items"]
-    assert [i["id"]["S"] for i in by_kind] == [lock_id_for(PROJECT, TARGET)]
-    restores = dynamodb.query(
-        TableName=TABLE,
-        IndexName=BY_KIND_INDEX,
-        KeyConditionExpression="kind = :k",
-        ExpressionAttributeValues={":k": {"S": "restore"}},
-    )["Items"]
-    assert restores == []
+
+    def of_kind(kind: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = dynamodb.query(
+            TableName=TABLE,
+            IndexName=BY_KIND_INDEX,
+            KeyConditionExpression="kind = :k",
+            ExpressionAttributeValues={":k": {"S": kind}},
+        )["Items"]
+        return items
+
+    assert [i["id"]["S"] for i in of_kind("lock")] == [lock_id_for(PROJECT, TARGET)]
+    assert of_kind("restore") == []
     by_source = dynamodb.scan(TableName=TABLE, IndexName=BY_SOURCE_INDEX)["Items"]
     assert by_source == []
 

@@ -4,10 +4,8 @@ simulator, on a virtual clock. What a caller sees when a target may not be overw
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,29 +15,18 @@ from flexrestore.aws.locks import lock_id_for
 from flexrestore.clock import VirtualClock
 from flexrestore.local.harness import RESTORES_TABLE, OfflineStack
 from flexrestore.simulator import DEMO
+from tests.integration.intake_support import creates, load
+from tests.unit.test_guards import GUARD_ORDER as STATIC_GUARD_ORDER
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
-CREATE_PATH = re.compile(r"/flexClusters/[^/]+/backup/restoreJobs$")
 OPERATOR = "arn:aws:sts::123456789012:assumed-role/flexrestore-operator/alice"
 BREAK_GLASS_CALLER = "arn:aws:sts::123456789012:assumed-role/BreakGlass/bob"
-GUARD_ORDER = [
-    "break-glass",
-    "allowed-project",
-    "self-restore",
-    "protected-name",
-    "target-exists",
-    "target-kind",
-    "protected-tag",
-    "target-state",
-    "target-version",
-    "target-lock",
-]
+GUARD_ORDER = [*STATIC_GUARD_ORDER, "target-lock"]  # the lock is checked last, by the intake
 REAL_WAIT_LIMIT = 30.0  # real seconds a blocked poll waits for the test before it gives up
 
 
 def post(body: dict[str, Any], *, key: str, caller: str = OPERATOR) -> dict[str, Any]:
     """The POST sample with another body, Idempotency-Key and IAM caller."""
-    event: dict[str, Any] = json.loads((EVENTS / "api-post-restore.json").read_text(encoding="utf-8"))
+    event = load("api-post-restore.json")
     event["body"] = json.dumps(body)
     event["headers"]["Idempotency-Key"] = key
     event["multiValueHeaders"]["Idempotency-Key"] = [key]
@@ -60,10 +47,6 @@ def restore(target: str = DEMO.scratch_target, **fields: Any) -> dict[str, Any]:
 
 def answer(response: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return response["statusCode"], json.loads(response["body"])
-
-
-def creates(stack: OfflineStack) -> list[Any]:
-    return [c for c in stack.simulator.calls if c.method == "POST" and CREATE_PATH.search(c.path)]
 
 
 def items(kind: str) -> list[dict[str, Any]]:
@@ -292,7 +275,7 @@ def test_break_glass_from_a_listed_principal_is_202_recorded_and_notified(
 
 
 def test_schedules_cannot_break_glass(stack: OfflineStack) -> None:
-    event = json.loads((EVENTS / "schedule-nightly-verify.json").read_text(encoding="utf-8"))
+    event = load("schedule-nightly-verify.json")
     event["detail"]["request"].update(breakGlass=True)
     result = stack.invoke("intake", event)
     assert (result["statusCode"], result["reason"]) == (403, "break-glass-denied")
@@ -342,7 +325,7 @@ ALARM = "orders-prod-data-loss"
 
 
 def alarm_event() -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / "alarm-into-alarm.json").read_text(encoding="utf-8"))
+    event = load("alarm-into-alarm.json")
     assert event["detail"]["alarmName"] == ALARM
     return event
 

@@ -281,45 +281,26 @@ def target_lock_verdict(lock_id: str, running_restore_id: str | None, expires_at
 
 def _break_glass(request: TargetRequest, caller: str | None, config: GuardConfig) -> tuple[Verdict, bool]:
     guard = "break-glass"
+
+    def denied(status: int, message: str, field: str = "breakGlass") -> tuple[Verdict, bool]:
+        return Verdict(guard, False, BREAK_GLASS_DENIED, status, message, field=field), False
+
     if not request.break_glass:
         return Verdict(guard, True, NOT_APPLICABLE, 200, "break-glass not requested"), False
     if not (request.reason or "").strip():
-        return (
-            Verdict(
-                guard,
-                False,
-                BREAK_GLASS_DENIED,
-                400,
-                "breakGlass needs a non-empty reason saying why a protected target may be overwritten",
-                field="reason",
-            ),
-            False,
+        return denied(
+            400,
+            "breakGlass needs a non-empty reason saying why a protected target may be overwritten",
+            field="reason",
         )
     if caller is None:
-        return (
-            Verdict(
-                guard,
-                False,
-                BREAK_GLASS_DENIED,
-                403,
-                "breakGlass is only accepted from an IAM caller of the HTTP API; schedules and alarms "
-                "cannot break glass",
-                field="breakGlass",
-            ),
-            False,
+        return denied(
+            403,
+            "breakGlass is only accepted from an IAM caller of the HTTP API; schedules and alarms "
+            "cannot break glass",
         )
     if not config.is_break_glass_principal(caller):
-        return (
-            Verdict(
-                guard,
-                False,
-                BREAK_GLASS_DENIED,
-                403,
-                f"caller {caller} may not break glass: it is not in BREAK_GLASS_PRINCIPALS",
-                field="breakGlass",
-            ),
-            False,
-        )
+        return denied(403, f"caller {caller} may not break glass: it is not in BREAK_GLASS_PRINCIPALS")
     return Verdict(
         guard, True, BREAK_GLASS, 200, f"break-glass by {caller}: protected-target guards waived"
     ), True

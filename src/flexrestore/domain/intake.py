@@ -96,12 +96,17 @@ class IntakeError(Exception):
         return body
 
 
+def misconfigured(problem: Exception) -> IntakeError:
+    """A setting or the credentials secret is missing or malformed: a fault, named, never a value."""
+    return IntakeError(500, "SERVICE_MISCONFIGURED", f"service misconfigured: {problem}", refusal=False)
+
+
 def from_atlas(exc: AtlasError, what: str) -> IntakeError:
     """Atlas's failure as the intake's answer; Atlas's errorCode passes through."""
     code = exc.error_code
     detail = f": {_short(exc.detail)}" if exc.detail else ""
     if isinstance(exc, AtlasCredentialsError):
-        return IntakeError(500, "SERVICE_MISCONFIGURED", f"service misconfigured: {exc}", refusal=False)
+        return misconfigured(exc)
     if isinstance(exc, AtlasNotFound):
         return IntakeError(
             404, code or "RESOURCE_NOT_FOUND", f"Atlas does not know {what}{detail}", refusal=True
@@ -123,21 +128,15 @@ def from_atlas(exc: AtlasError, what: str) -> IntakeError:
         return IntakeError(
             409, code or "CONFLICT", f"Atlas reports a conflict on {what}{detail}", refusal=True
         )
-    if isinstance(exc, AtlasRateLimited):
-        wait = math.ceil(exc.retry_after) if exc.retry_after else 60
+    if isinstance(exc, AtlasRateLimited | AtlasUnavailable):
+        # Atlas's rate-limit buckets refill per minute; an outage is worth a look sooner.
+        limited = isinstance(exc, AtlasRateLimited)
+        wait = math.ceil(exc.retry_after) if exc.retry_after else (60 if limited else 30)
+        state = "is rate-limiting requests" if limited else f"is unavailable ({_short(str(exc))})"
         return IntakeError(
             503,
-            code or "RATE_LIMITED",
-            f"Atlas is rate-limiting requests; retry in {wait} s",
-            refusal=False,
-            retry_after=wait,
-        )
-    if isinstance(exc, AtlasUnavailable):
-        wait = math.ceil(exc.retry_after) if exc.retry_after else 30
-        return IntakeError(
-            503,
-            code or "ATLAS_UNAVAILABLE",
-            f"Atlas is unavailable ({_short(str(exc))}); retry in {wait} s",
+            code or ("RATE_LIMITED" if limited else "ATLAS_UNAVAILABLE"),
+            f"Atlas {state}; retry in {wait} s",
             refusal=False,
             retry_after=wait,
         )
@@ -214,17 +213,11 @@ class Records(Protocol):
 
 
 class Locks(Protocol):
-    def acquire(
-        self,
-        target_project_id: str,
-        target_name: str,
-        *,
-        restore_id: str,
-        lease_seconds: int,
-        now: float | None = None,
-    ) -> str: ...
+    """One lease per target (project id, target name); aws/locks.py's TargetLocks."""
+
+    def acquire(self, project_id: str, target: str, /, *, restore_id: str, lease_seconds: int) -> str: ...
     def release(self, lock_id: str, restore_id: str) -> bool: ...
-    def holder(self, target_project_id: str, target_name: str, *, now: float | None = None) -> Any: ...
+    def holder(self, project_id: str, target: str, /) -> Any: ...
 
 
 class Executions(Protocol):
@@ -416,6 +409,20 @@ class Intake:
         except Exception:  # the refusal stands even if its audit write fails; the log line above keeps it
             logger.exception("could not write the refusal audit record")
 
+    def _refused_by(
+        self, request: RestoreRequest, requested_by: RequestedBy, verdict: Verdict
+    ) -> IntakeError:
+        """A guard's refusal, logged, counted and audited; the answer to raise."""
+        self._refused(
+            request,
+            requested_by,
+            reason=verdict.reason,
+            status=verdict.status,
+            message=verdict.message,
+            guard=verdict.guard,
+        )
+        return refusal_error(verdict)
+
     # --- exactly once ----------------------------------------------------------------------------------
 
     def _create(self, request: RestoreRequest, requested_by: RequestedBy, key: str) -> dict[str, Any]:
@@ -425,15 +432,7 @@ class Intake:
         evaluation = self._evaluate(request, requested_by)
         refusal = first_refusal(evaluation.verdicts)
         if refusal is not None:
-            self._refused(
-                request,
-                requested_by,
-                reason=refusal.reason,
-                status=refusal.status,
-                message=refusal.message,
-                guard=refusal.guard,
-            )
-            raise refusal_error(refusal)
+            raise self._refused_by(request, requested_by, refusal)
 
         restore_id, existing = self._claim_restore_id(key)
         try:
@@ -444,16 +443,7 @@ class Intake:
                 lease_seconds=self.config.guards.lock_lease_seconds,
             )
         except TargetBusy as busy:
-            verdict = busy.verdict()
-            self._refused(
-                request,
-                requested_by,
-                reason=verdict.reason,
-                status=verdict.status,
-                message=verdict.message,
-                guard=verdict.guard,
-            )
-            raise refusal_error(verdict) from None
+            raise self._refused_by(request, requested_by, busy.verdict()) from None
 
         snapshot = evaluation.snapshot
         resumed = existing is not None

@@ -42,6 +42,7 @@ from flexrestore.domain.intake import (
     IntakeError,
     from_atlas,
     idempotency_key,
+    misconfigured,
     request_fingerprint,
 )
 from flexrestore.domain.request import (
@@ -257,6 +258,11 @@ def _api_app() -> APIGatewayRestResolver:
             headers=dict(headers or {}),
         )
 
+    def error(exc: IntakeError) -> Response[str]:
+        """The error body every answer shares; ``Retry-After`` when the caller should come back."""
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return answer(exc.status, exc.body(), headers)
+
     @app.post("/restores")
     def create_restore() -> Response[str]:
         current = app.current_event
@@ -304,7 +310,7 @@ def _api_app() -> APIGatewayRestResolver:
             )
         record = _records().get(restore_id)
         if record is None:
-            return answer(404, {"message": f"no restore {restore_id}", "errorCode": "RESTORE_NOT_FOUND"})
+            return error(IntakeError(404, "RESTORE_NOT_FOUND", f"no restore {restore_id}", refusal=True))
         return answer(200, record)
 
     @app.get("/restores")
@@ -351,31 +357,32 @@ def _api_app() -> APIGatewayRestResolver:
 
     @app.exception_handler(IntakeError)  # type: ignore[untyped-decorator]
     def refused(exc: IntakeError) -> Response[str]:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         log = logger.warning if exc.status < 500 else logger.error
         log("request ended with %s %s: %s", exc.status, exc.code, exc.message)
-        return answer(exc.status, exc.body(), headers)
+        return error(exc)
 
     @app.exception_handler(IdempotencyAlreadyInProgressError)  # type: ignore[untyped-decorator]
     def in_progress(exc: Exception) -> Response[str]:
-        return answer(
-            409,
-            {
-                "message": "the same request is already being handled; retry later to get its answer",
-                "errorCode": "REQUEST_IN_PROGRESS",
-            },
-            {"Retry-After": str(IN_PROGRESS_RETRY_AFTER)},
+        return error(
+            IntakeError(
+                409,
+                "REQUEST_IN_PROGRESS",
+                "the same request is already being handled; retry later to get its answer",
+                refusal=False,
+                retry_after=IN_PROGRESS_RETRY_AFTER,
+            )
         )
 
     @app.exception_handler(IdempotencyValidationError)  # type: ignore[untyped-decorator]
     def key_reused(exc: Exception) -> Response[str]:
-        return answer(
-            422,
-            {
-                "message": "this Idempotency-Key was already used with a different request; use a new key",
-                "errorCode": "IDEMPOTENCY_KEY_REUSED",
-                "errors": [{"field": "Idempotency-Key", "message": "was used before with a different body"}],
-            },
+        return error(
+            IntakeError(
+                422,
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was already used with a different request; use a new key",
+                refusal=True,
+                errors=[{"field": "Idempotency-Key", "message": "was used before with a different body"}],
+            )
         )
 
     @app.exception_handler(IdempotencyPersistenceLayerError)  # type: ignore[untyped-decorator]
@@ -383,13 +390,14 @@ def _api_app() -> APIGatewayRestResolver:
     def store_unavailable(exc: Exception) -> Response[str]:
         # DynamoDB (the idempotency store) failed: nothing may be created without it; a retry is safe.
         logger.error("idempotency store failed: %s", type(exc).__name__)
-        return answer(
-            503,
-            {
-                "message": "the service could not record this request; retry later",
-                "errorCode": "STORE_UNAVAILABLE",
-            },
-            {"Retry-After": str(IN_PROGRESS_RETRY_AFTER)},
+        return error(
+            IntakeError(
+                503,
+                "STORE_UNAVAILABLE",
+                "the service could not record this request; retry later",
+                refusal=False,
+                retry_after=IN_PROGRESS_RETRY_AFTER,
+            )
         )
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
@@ -397,17 +405,12 @@ def _api_app() -> APIGatewayRestResolver:
         # Logged with its traceback for operators; the caller gets the correlation id, never the trace.
         logger.exception("unexpected error in the intake")
         request_id = (app.current_event.raw_event.get("requestContext") or {}).get("requestId")
-        return answer(
-            500,
-            {
-                "message": f"internal error; operators can find it in the logs under request id {request_id}",
-                "errorCode": "INTERNAL_ERROR",
-            },
-        )
+        message = f"internal error; operators can find it in the logs under request id {request_id}"
+        return error(IntakeError(500, "INTERNAL_ERROR", message, refusal=False))
 
     @app.not_found
     def no_route(exc: Exception) -> Response[str]:
-        return answer(404, {"message": "no such resource; see /restores", "errorCode": "NOT_FOUND"})
+        return error(IntakeError(404, "NOT_FOUND", "no such resource; see /restores", refusal=True))
 
     return app
 
@@ -456,9 +459,7 @@ def build_intake(context: Any, *, expires_after: int | None = None) -> Intake:
         settings.require("idempotency_table")
         guards = GuardConfig.from_settings(settings)
     except SettingsError as exc:
-        raise IntakeError(
-            500, "SERVICE_MISCONFIGURED", f"service misconfigured: {exc}", refusal=False
-        ) from None
+        raise misconfigured(exc) from None
 
     def record_refusal(**kwargs: Any) -> str:
         from flexrestore.aws.records import record_refusal as write
@@ -517,9 +518,7 @@ def _records() -> Any:
     try:
         return RestoreRecords(settings.require("restores_table"))
     except SettingsError as exc:
-        raise IntakeError(
-            500, "SERVICE_MISCONFIGURED", f"service misconfigured: {exc}", refusal=False
-        ) from None
+        raise misconfigured(exc) from None
 
 
 _TRANSIENT_SECRET_FAILURES = ("Throttling", "InternalServiceError", "Timeout", "EndpointConnectionError")
@@ -536,13 +535,9 @@ def _atlas_client() -> Any:
     except SecretUnavailable as exc:
         if any(word in str(exc) for word in _TRANSIENT_SECRET_FAILURES):
             raise IntakeError(503, "SECRET_UNAVAILABLE", str(exc), refusal=False, retry_after=30) from None
-        raise IntakeError(
-            500, "SERVICE_MISCONFIGURED", f"service misconfigured: {exc}", refusal=False
-        ) from None
+        raise misconfigured(exc) from None
     except SettingsError as exc:
-        raise IntakeError(
-            500, "SERVICE_MISCONFIGURED", f"service misconfigured: {exc}", refusal=False
-        ) from None
+        raise misconfigured(exc) from None
     except AtlasError as exc:
         raise from_atlas(exc, "the Atlas credentials") from None
 
