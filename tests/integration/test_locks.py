@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from moto import mock_aws
-from moto.dynamodb.models import DynamoDBBackend
 
 from flexrestore import clock
 from flexrestore.aws import locks as locks_module
@@ -16,6 +15,7 @@ from flexrestore.aws.clients import client
 from flexrestore.aws.locks import TargetBusy, TargetLocks, lock_id_for
 from flexrestore.aws.table_schema import BY_KIND_INDEX, BY_SOURCE_INDEX, restores_table_definition
 from flexrestore.clock import VirtualClock
+from flexrestore.local.harness import atomic_dynamodb_writes
 
 TABLE = "restores"
 PROJECT = "65f1a2b3c4d5e6f708192a3b"
@@ -32,7 +32,7 @@ def virtual_clock() -> VirtualClock:
 
 @pytest.fixture
 def locks(virtual_clock: VirtualClock) -> Iterator[TargetLocks]:
-    with mock_aws():
+    with mock_aws(), atomic_dynamodb_writes():  # DynamoDB's conditional writes are atomic; moto's are not
         client("dynamodb").create_table(**restores_table_definition(TABLE))
         yield TargetLocks(TABLE)
 
@@ -188,22 +188,6 @@ def test_holder_reports_the_running_restore(locks: TargetLocks) -> None:
     assert (holder.restore_id, holder.lock_id) == ("r-1", lock_id_for(PROJECT, TARGET))
 
 
-@pytest.fixture
-def atomic_conditional_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Real DynamoDB evaluates a condition and writes the item atomically; moto checks then writes
-    # without a lock. Serialize moto's writes so the test exercises our condition, not moto's race.
-    write_lock = threading.Lock()
-    for name in ("put_item", "delete_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def serialized(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with write_lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, serialized)
-
-
-@pytest.mark.usefixtures("atomic_conditional_writes")
 @pytest.mark.parametrize("contenders", [2, 8])
 def test_simultaneous_acquires_exactly_one_wins(locks: TargetLocks, contenders: int) -> None:
     client("dynamodb")  # build the shared client before the threads race for it

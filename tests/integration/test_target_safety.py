@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from moto.dynamodb.models import DynamoDBBackend
 
 from flexrestore.aws.locks import lock_id_for
 from flexrestore.clock import VirtualClock
@@ -93,25 +92,9 @@ def held_polls(stack: OfflineStack) -> Iterator[threading.Event]:
         stack.wait_for_execution(arn)
 
 
-@pytest.fixture
-def atomic_conditional_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Real DynamoDB checks a condition and writes atomically; moto checks, then writes, without a lock.
-    # Serialize moto's writes so that racing requests exercise our conditions rather than moto's race.
-    write_lock = threading.RLock()
-    for name in ("put_item", "delete_item", "update_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def serialized(self: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
-            with write_lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, serialized)
-
-
 # --- one restore per target -----------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("atomic_conditional_writes")
 @pytest.mark.parametrize("requests", [2, 5])
 def test_simultaneous_requests_for_one_target_one_202_the_rest_409_naming_it(
     stack: OfflineStack, held_polls: threading.Event, requests: int

@@ -135,6 +135,38 @@ class FakeLambdaContext:
         return 300_000
 
 
+# moto evaluates a DynamoDB write's condition and then writes, with nothing held in between; DynamoDB does
+# both atomically. Racing threads could then both pass one attribute_not_exists condition (two holders of
+# a target lock, two idempotency records). One lock around moto's writes makes them atomic again, so
+# concurrency tests exercise our conditions rather than moto's race.
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
+@contextmanager
+def atomic_dynamodb_writes() -> Iterator[None]:
+    """While open, moto's DynamoDB writes run one at a time (OfflineStack opens it; plain ``mock_aws``
+    tests may too). The originals are restored on exit."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    write_lock = threading.RLock()
+    originals = {name: vars(DynamoDBBackend)[name] for name in _DYNAMODB_WRITES}
+
+    def serialized(original: Callable[..., Any]) -> Callable[..., Any]:
+        def write(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            with write_lock:
+                return original(backend, *args, **kwargs)
+
+        return write
+
+    for name, original in originals.items():
+        setattr(DynamoDBBackend, name, serialized(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(DynamoDBBackend, name, original)
+
+
 def _clear_container_caches() -> None:
     """What a fresh Lambda container would not have: cached settings, clients, secrets, Atlas client."""
     from flexrestore.aws import clients
@@ -327,7 +359,8 @@ class OfflineStack:
         for owner, attribute, replacement in replacements:
             setattr(owner, attribute, replacement)
         try:
-            yield
+            with atomic_dynamodb_writes():
+                yield
         finally:
             for owner, attribute, original in saved:
                 setattr(owner, attribute, original)
