@@ -105,6 +105,32 @@ def test_the_human_view_tells_the_story(capfd: pytest.CaptureFixture[str], tmp_p
     assert '"level":"INFO"' in log.read_text()
 
 
+def test_the_get_sample_alone_is_a_clear_404(capfd: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capfd, "--event", str(EVENTS / "api-get-restore.json"))
+    assert (result["final_status"], result["http_status"]) == ("REFUSED", 404)
+    assert result["response"]["body"]["errorCode"] == "RESTORE_NOT_FOUND"
+    assert result["atlas_calls"] == [] and result["record"] is None
+
+    assert cli.main(["--event", str(EVENTS / "api-get-restore.json")]) == 0
+    out, _ = capfd.readouterr()
+    assert "Intake   HTTP 404: " in out and "no restore ba63986f866c54f0808366df32f41d81" in out
+    assert "each run starts on an empty stack" in out
+
+
+def test_the_get_sample_after_the_post_sample_reads_its_final_record() -> None:
+    get = cli.load_event(EVENTS / "api-get-restore.json")
+    result = cli.run_flow(get, first=[cli.load_event(EVENTS / "api-post-restore.json")])
+
+    assert result["http_status"] == 200
+    body = result["response"]["body"]
+    assert body["restoreId"] == get["pathParameters"]["restoreId"] == result["restore_id"]
+    assert body["finalStatus"] == result["final_status"] == "COMPLETED"
+    assert body == result["record"]
+    # Only what the GET itself did: no Atlas call, no execution, nothing notified.
+    assert result["atlas_calls"] == [] and result["state_transitions"] is None
+    assert result["notifications"] == [] and result["events"] == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -181,6 +207,23 @@ def test_the_demo_runs_every_sample_and_ends_with_one_line_each(
         ["alarm-into-ok.json", "REFUSED"],
         ["api-post-restore-bad.json", "REFUSED"],
         ["schedule-nightly-verify.json", "COMPLETED"],
+    ]
+
+
+def test_the_demo_runs_the_get_sample_after_the_post_sample(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for name in ("api-get-restore.json", "api-post-restore.json"):
+        shutil.copy(EVENTS / name, tmp_path / name)
+
+    assert demo.main(["--events", str(tmp_path)]) == 0
+    out, _ = capfd.readouterr()
+
+    assert "right after api-post-restore.json ran to its end on the same stack" in out
+    summary = out.split("== Summary:")[1].strip().splitlines()[1:]
+    assert [line.split()[:4] for line in summary[:2]] == [
+        ["api-get-restore.json", "COMPLETED", "HTTP", "200"],
+        ["api-post-restore.json", "COMPLETED", "HTTP", "202"],
     ]
 
 

@@ -24,7 +24,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -151,24 +151,34 @@ def run_flow(
     secret: dict[str, str] | None = None,
     progress: ProgressCallback | None = None,
     answered: AnswerCallback | None = None,
+    first: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Run ``event`` through the offline stack; the result object (:data:`RESULT_KEYS`).
 
     ``answered`` sees the intake's answer (the result's first keys) before the poll loop runs; ``progress``
-    is called a few times a second (real time) while it runs.
+    is called a few times a second (real time) while it runs. ``first``: events run to their end on the
+    same stack beforehand (e.g. the POST whose restore a GET reads); the result covers ``event`` only.
     """
     from flexrestore.clock import Clock, SystemClock, VirtualClock
     from flexrestore.domain.triggers import event_kind
     from flexrestore.local.harness import HarnessError, OfflineStack
 
     clock: Clock = SystemClock() if atlas_url else VirtualClock()
-    start = clock.now()
     overrides = {} if "RECOVERY_PLANS" in os.environ else {"RECOVERY_PLANS": json.dumps(DEMO_RECOVERY_PLANS)}
     trigger = event_kind(event)
 
     with OfflineStack(
         scenario=scenario, clock=clock, env_overrides=overrides, atlas_url=atlas_url, secret=secret
     ) as stack:
+        for earlier in first:
+            with contextlib.suppress(Exception):  # its answer is not part of this result
+                stack.invoke("intake", earlier)
+            for arn in stack.executions():
+                stack.wait_for_execution(arn)
+        earlier_executions = set(stack.executions())
+        earlier_calls = len(stack.atlas_calls())
+        earlier_notifications, earlier_events = len(stack.notifications()), len(stack.events())
+        start = clock.now()
         try:
             response: Any = stack.invoke("intake", event)
         except Exception as exc:  # the handler failed: Lambda would retry, then dead-letter it
@@ -189,7 +199,7 @@ def run_flow(
                 )
             )
 
-        executions = stack.executions()
+        executions = [arn for arn in stack.executions() if arn not in earlier_executions]
         for arn in executions:
             while True:
                 try:
@@ -202,7 +212,7 @@ def run_flow(
                             Progress(
                                 elapsed_seconds=clock.now() - start,
                                 status=(current or {}).get("status"),
-                                atlas_calls=len(stack.atlas_calls()),
+                                atlas_calls=len(stack.atlas_calls()) - earlier_calls,
                             )
                         )
 
@@ -213,7 +223,8 @@ def run_flow(
             restore_job_id = record.get("restoreJobId", restore_job_id)
             final_status = str(record.get("finalStatus") or "ERROR")
         if progress is not None and executions:
-            progress(Progress(clock.now() - start, (record or {}).get("status"), len(stack.atlas_calls())))
+            calls = len(stack.atlas_calls()) - earlier_calls
+            progress(Progress(clock.now() - start, (record or {}).get("status"), calls))
         result = {
             "trigger": trigger,
             "http_status": http_status,
@@ -222,10 +233,11 @@ def run_flow(
             "restore_job_id": restore_job_id,
             "final_status": final_status,
             "record": record,
-            "notifications": stack.notifications(),
-            "events": stack.events(),
+            "notifications": stack.notifications()[earlier_notifications:],
+            "events": stack.events()[earlier_events:],
             "atlas_calls": [
-                {"method": c["method"], "path": c["path"], "status": c["status"]} for c in stack.atlas_calls()
+                {"method": c["method"], "path": c["path"], "status": c["status"]}
+                for c in stack.atlas_calls()[earlier_calls:]
             ],
             "state_transitions": sum(stack.state_transitions(arn) for arn in executions)
             if executions
@@ -337,8 +349,14 @@ class HumanView:
         response = answer["response"]
         body = response.get("body") if answer["trigger"] == "api" and isinstance(response, dict) else response
         status = f"HTTP {answer['http_status']}" if answer["http_status"] is not None else "answer"
-        if answer["restore_id"]:
-            details = body if isinstance(body, dict) else {}
+        details = body if isinstance(body, dict) else {}
+        if answer["restore_id"] and answer["http_status"] == 200:  # GET /restores/{id}: the record
+            self.line(
+                f"Intake   {status}: restore {answer['restore_id']} is "
+                f"{details.get('finalStatus') or details.get('status')}, Atlas restore job "
+                f"{answer['restore_job_id']}, requested at {details.get('requestedAt')}"
+            )
+        elif answer["restore_id"]:
             self.line(
                 f"Intake   {status}: restore {answer['restore_id']} created, Atlas restore job "
                 f"{answer['restore_job_id']} ({details.get('status')}), snapshot {details.get('snapshotId')}"
@@ -350,6 +368,11 @@ class HumanView:
             )
         else:
             self.line(f"Intake   {status}: {json.dumps(body, ensure_ascii=False)}")
+            if details.get("errorCode") == "RESTORE_NOT_FOUND":
+                self.line(
+                    "         (each run starts on an empty stack, so no restore exists yet; "
+                    "`make demo` runs this GET after the sample POST)"
+                )
 
     def result(self, result: dict[str, Any], log_path: str | None) -> None:
         if self._live_shown:

@@ -3,7 +3,9 @@ misbehaviours on the API sample, and one summary line per run.
 
     python -m flexrestore.local.demo [--events DIR]
 
-Each run is ``flexrestore-local --event FILE [--scenario NAME]`` (same code, fresh offline stack each time).
+Each run is ``flexrestore-local --event FILE [--scenario NAME]`` (same code, fresh offline stack each time),
+except the GET sample: it runs on the stack where the sample POST has just run to its end, so it reads that
+restore (the POST's restoreId follows from its Idempotency-Key and caller; the GET sample asks for it).
 Exit code 0 when every flow ran, whatever the restores' outcomes; 1 when the tool itself failed.
 """
 
@@ -22,6 +24,8 @@ from flexrestore.local.cli import HumanView, UsageError, handler_output_to, load
 # Atlas behaving badly, on the API sample: the outcome is recorded and notified every time.
 EXTRA_SCENARIOS = ("fail", "flaky", "rate-limited", "never-finishes")
 API_SAMPLE = "api-post-restore.json"
+# Sample -> the sample that runs first on the same stack.
+RUNS_AFTER = {"api-get-restore.json": API_SAMPLE}
 
 
 def _events_dir(given: Path | None) -> Path:
@@ -58,22 +62,27 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     for path, scenario in runs:
         name = path.name if scenario == "ok" else f"{path.name} [{scenario}]"
+        first: Path | None = folder / RUNS_AFTER[path.name] if path.name in RUNS_AFTER else None
+        if first is not None and (scenario != "ok" or not first.is_file()):
+            first = None  # without the POST sample the GET runs alone (and answers 404)
         try:
             event = load_event(path)
+            earlier = [load_event(first)] if first else []
         except UsageError as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return 2
         view = HumanView(out, show_record=False, show_calls=False)
         from flexrestore.domain.triggers import event_kind
 
-        view.header(
-            str(path), f"Atlas simulator, scenario {scenario}, virtual clock", event, event_kind(event)
-        )
+        mode = f"Atlas simulator, scenario {scenario}, virtual clock"
+        if first:
+            mode += f"; right after {first.name} ran to its end on the same stack"
+        view.header(str(path), mode, event, event_kind(event))
         try:
             with handler_output_to(log_path) as terminal:
                 view.out = terminal
                 result: dict[str, Any] = run_flow(
-                    event, scenario=scenario, progress=view.progress, answered=view.answer
+                    event, scenario=scenario, progress=view.progress, answered=view.answer, first=earlier
                 )
         except Exception as exc:
             print(f"demo: the local stack failed on {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
