@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,38 @@ def test_the_schedule_sample_restores_and_records_who_asked(capfd: pytest.Captur
     assert result["trigger"] == "schedule" and result["http_status"] is None
     assert result["final_status"] == "COMPLETED"
     assert result["record"]["requestedBy"]["schedule"] == "nightly-verify"
+
+
+def test_the_schedule_list_sample_reports_each_restore(capfd: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capfd, "--event", str(EVENTS / "schedule-nightly-verify-list.json"))
+
+    # The documented keys describe the first restore; "restores" (only for a list) has one entry each.
+    assert tuple(result) == (*cli.RESULT_KEYS, "restores")
+    restores = result["restores"]
+    assert [tuple(r) for r in restores] == [cli.RESTORE_KEYS] * 2
+    assert [(r["index"], r["status_code"], r["final_status"]) for r in restores] == [
+        (0, 202, "COMPLETED"),
+        (1, 202, "COMPLETED"),
+    ]
+    assert [r["record"]["targetDeploymentItemName"] for r in restores] == ["orders-verify", "billing-verify"]
+    assert {r["record"]["requestedBy"]["schedule"] for r in restores} == {"nightly-verify-all"}
+    assert (result["restore_id"], result["final_status"]) == (restores[0]["restore_id"], "COMPLETED")
+    assert result["record"] == restores[0]["record"]
+    told = sorted(n["record"]["targetDeploymentItemName"] for n in result["notifications"])
+    assert told == ["billing-verify", "orders-verify"]  # each ending told (in the order they end)
+    creates = [
+        c for c in result["atlas_calls"] if c["method"] == "POST" and c["path"].endswith("/restoreJobs")
+    ]
+    assert len(creates) == 2
+
+    assert cli.main(["--event", str(EVENTS / "schedule-nightly-verify-list.json")]) == 0
+    out, _ = capfd.readouterr()
+    assert "Intake   answer: 2 restores asked for" in out
+    assert "request[1]: restore " in out and "of 65f1a2b3c4d5e6f708192a3b/billing-prod" in out
+    # The second restore's RTO is not fixed offline: the first one's poll loop moves the shared virtual
+    # clock on while the intake still works on the second.
+    assert re.search(r"Outcome  request\[0\] COMPLETED \(RTO 1 min 05 s\)\n", out)
+    assert re.search(r"Outcome  request\[1\] COMPLETED \(RTO \d+ min \d\d s\)\n", out)
 
 
 def test_the_alarm_sample_uses_the_demo_plan_unless_recovery_plans_is_set(
@@ -195,7 +228,13 @@ def test_another_atlas_with_a_secret_file_never_shows_the_secret(
 def test_the_demo_runs_every_sample_and_ends_with_one_line_each(
     capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    for name in ("alarm-into-ok.json", "api-post-restore-bad.json", "schedule-nightly-verify.json"):
+    names = (
+        "alarm-into-ok.json",
+        "api-post-restore-bad.json",
+        "schedule-nightly-verify-list.json",
+        "schedule-nightly-verify.json",
+    )
+    for name in names:
         shutil.copy(EVENTS / name, tmp_path / name)
 
     code = demo.main(["--events", str(tmp_path)])
@@ -206,8 +245,44 @@ def test_the_demo_runs_every_sample_and_ends_with_one_line_each(
     assert [line.split()[:2] for line in summary] == [
         ["alarm-into-ok.json", "REFUSED"],
         ["api-post-restore-bad.json", "REFUSED"],
+        ["schedule-nightly-verify-list.json", "COMPLETED"],
         ["schedule-nightly-verify.json", "COMPLETED"],
     ]
+    # A list: each restore's outcome on its line.
+    assert re.search(
+        r"  2 restores: COMPLETED \(RTO 1 min 05 s\), COMPLETED \(RTO \d+ min \d\d s\)  ", summary[2]
+    )
+
+
+def test_a_demo_summary_of_a_list_says_how_each_restore_ended() -> None:
+    def element(index: int, status: str, seconds: int | None, code: str | None = None) -> dict[str, Any]:
+        record = {"durationSeconds": seconds} if seconds is not None else None
+        return {
+            "index": index,
+            "status_code": 202 if record else 400,
+            "error_code": code,
+            "final_status": status,
+            "record": record,
+        }
+
+    result = {
+        "final_status": "COMPLETED",
+        "http_status": None,
+        "atlas_calls": [{}] * 9,
+        "state_transitions": 12,
+        "virtual_seconds": 110.0,
+        "restores": [
+            element(0, "COMPLETED", 65),
+            element(1, "REFUSED", None, "INVALID_REQUEST"),
+            element(2, "FAILED", 50),
+        ],
+    }
+    line = cli.summary_line("nightly.json", result)
+    assert line.split()[:2] == ["nightly.json", "MIXED"]
+    assert (
+        "3 restores: COMPLETED (RTO 1 min 05 s), REFUSED (400 INVALID_REQUEST), FAILED (after 50 s)" in line
+    )
+    assert line.endswith("9 Atlas calls  12 state transitions  1 min 50 s on the clock")
 
 
 def test_the_demo_runs_the_get_sample_after_the_post_sample(

@@ -147,11 +147,26 @@ def test_the_verification_schedule_exists_only_when_configured(cfn: dict[str, An
     assert len(_schedule_rules(Stack(cfn, PARAMETER_SETS["secret-by-arn"]))) == 1
 
 
-def test_the_schedule_delivers_what_the_intake_parses(cfn: dict[str, Any]) -> None:
-    from flexrestore.domain.request import parse_request
-    from flexrestore.domain.triggers import event_kind, parse_scheduled_event
+LISTED_REQUEST = (
+    '[{"groupId": "65f1a2b3c4d5e6f708192a3b", "clusterName": "orders-prod", '
+    '"targetDeploymentItemName": "orders-verify"}, {"groupId": "65f1a2b3c4d5e6f708192a3b", '
+    '"clusterName": "billing-prod", "targetDeploymentItemName": "billing-verify"}]'
+)
 
-    parameters = PARAMETER_SETS["secret-by-arn"]
+
+@pytest.mark.parametrize("request_text", [None, LISTED_REQUEST], ids=["one request", "a list"])
+def test_the_schedule_delivers_what_the_intake_parses(cfn: dict[str, Any], request_text: str | None) -> None:
+    from flexrestore.domain.request import parse_request
+    from flexrestore.domain.triggers import (
+        ScheduledRestores,
+        TriggeredRestore,
+        event_kind,
+        parse_scheduled_event,
+    )
+
+    parameters = dict(PARAMETER_SETS["secret-by-arn"])
+    if request_text is not None:
+        parameters["VerificationRequest"] = request_text
     stack = Stack(cfn, parameters)
     (rule,) = _schedule_rules(stack)
     assert stack.resolve(rule["Properties"]["ScheduleExpression"]) == parameters["VerificationSchedule"]
@@ -171,10 +186,19 @@ def test_the_schedule_delivers_what_the_intake_parses(cfn: dict[str, Any]) -> No
     delivered = _apply_input_transformer(target["InputTransformer"], scheduled_event, stack)
 
     assert event_kind(delivered) == "schedule"
-    triggered = parse_scheduled_event(delivered)
-    assert triggered.requested_by.schedule == rule_name
-    assert triggered.requested_by.event_id == scheduled_event["id"]
-    assert triggered.request == parse_request(json.loads(parameters["VerificationRequest"]))
+    parsed = parse_scheduled_event(delivered)
+    sent = json.loads(parameters["VerificationRequest"])
+    if isinstance(sent, list):
+        assert isinstance(parsed, ScheduledRestores)
+        assert len(parsed.valid) == len(parsed.elements) == len(sent) == 2
+        triggered_all = [triggered for _, triggered in parsed.valid]
+    else:
+        assert isinstance(parsed, TriggeredRestore)
+        triggered_all, sent = [parsed], [sent]
+    for triggered, request in zip(triggered_all, sent, strict=True):
+        assert triggered.requested_by.schedule == rule_name
+        assert triggered.requested_by.event_id == scheduled_event["id"]
+        assert triggered.request == parse_request(request)
 
 
 def test_undeliverable_triggers_land_in_the_dead_letter_queue(stack: Stack) -> None:

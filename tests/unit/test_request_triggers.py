@@ -13,8 +13,10 @@ import pytest
 from flexrestore.domain.intake import first_poll_within_deadline, idempotency_key, restore_id_for
 from flexrestore.domain.request import InvalidRequest, parse_request
 from flexrestore.domain.triggers import (
+    MAX_SCHEDULED_RESTORES,
     AlarmIgnored,
     RecoveryPlanError,
+    ScheduledRestores,
     TriggeredRestore,
     event_kind,
     load_recovery_plans,
@@ -75,6 +77,78 @@ def test_bad_scheduled_events_name_the_field(change: Any, field: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_scheduled_event(sample)
     assert field in [e["field"] for e in caught.value.errors]
+
+
+# --- a schedule asking for several restores -------------------------------------------------------------
+
+
+def listed(*requests: Any) -> dict[str, Any]:
+    sample = copy.deepcopy(event("schedule-nightly-verify-list.json"))
+    sample["detail"]["request"] = list(requests)
+    return sample
+
+
+def test_a_single_request_object_is_still_one_restore() -> None:
+    parsed = parse_scheduled_event(event("schedule-nightly-verify.json"))
+    assert isinstance(parsed, TriggeredRestore)
+    assert parsed.request.cluster_name == "orders-prod"
+
+
+def test_a_list_sample_asks_for_each_restore_in_order() -> None:
+    sample = event("schedule-nightly-verify-list.json")
+    parsed = parse_scheduled_event(sample)
+
+    assert isinstance(parsed, ScheduledRestores)
+    assert (parsed.schedule, parsed.event_id) == ("nightly-verify-all", sample["id"])
+    routes = [
+        (e.request.cluster_name, e.request.target_deployment_item_name)
+        for e in parsed.elements
+        if isinstance(e, TriggeredRestore)
+    ]
+    assert routes == [("orders-prod", "orders-verify"), ("billing-prod", "billing-verify")]
+    assert {e.requested_by.to_record()["schedule"] for _, e in parsed.valid} == {"nightly-verify-all"}
+    assert {e.requested_by.event_id for _, e in parsed.valid} == {sample["id"]}
+
+
+def test_a_list_of_one_is_a_list() -> None:
+    parsed = parse_scheduled_event(listed(PLAN))
+    assert isinstance(parsed, ScheduledRestores) and len(parsed.valid) == 1
+
+
+def test_a_list_of_the_most_restores_is_accepted() -> None:
+    parsed = parse_scheduled_event(listed(*[PLAN] * MAX_SCHEDULED_RESTORES))
+    assert isinstance(parsed, ScheduledRestores) and len(parsed.valid) == MAX_SCHEDULED_RESTORES == 10
+
+
+@pytest.mark.parametrize("size", [0, MAX_SCHEDULED_RESTORES + 1])
+def test_an_empty_or_too_long_list_refuses_the_whole_event(size: int) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_scheduled_event(listed(*[PLAN] * size))
+    (problem,) = caught.value.errors
+    assert problem["field"] == "detail.request"
+    assert "a list of 1 to 10" in problem["message"] and f"got a list of {size}" in problem["message"]
+
+
+def test_a_bad_element_is_named_by_its_index_and_the_others_stand() -> None:
+    parsed = parse_scheduled_event(
+        listed(PLAN, {**PLAN, "clusterName": "orders prod", "priority": "high"}, "orders-prod", PLAN)
+    )
+
+    assert isinstance(parsed, ScheduledRestores)
+    assert [index for index, _ in parsed.valid] == [0, 3]
+    bad, not_an_object = parsed.elements[1], parsed.elements[2]
+    assert isinstance(bad, InvalidRequest) and isinstance(not_an_object, InvalidRequest)
+    assert {e["field"] for e in bad.errors} == {"detail.request[1].clusterName", "detail.request[1].priority"}
+    assert bad.message.startswith("detail.request[1]: ")
+    assert not_an_object.errors == [{"field": "detail.request[2]", "message": "must be a JSON object"}]
+
+
+def test_a_bad_schedule_name_refuses_a_list_too() -> None:
+    sample = listed(PLAN)
+    sample["detail"]["schedule"] = "no spaces allowed"
+    with pytest.raises(InvalidRequest) as caught:
+        parse_scheduled_event(sample)
+    assert [e["field"] for e in caught.value.errors] == ["detail.schedule"]
 
 
 def test_alarm_into_alarm_starts_its_plan() -> None:

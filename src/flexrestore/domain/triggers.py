@@ -12,8 +12,11 @@ Event shapes (``events/`` holds a sample of each):
        "resources": ["<rule arn>"],
        "detail": {"schedule": "<schedule name>", "request": {<restore request>}}}
 
-  ``detail`` holds exactly those two keys. The event ``id`` keys idempotency: EventBridge and Lambda's
-  asynchronous retries deliver the same id again.
+  ``detail`` holds exactly those two keys. ``request`` is one restore request, or a list of 1 to
+  :data:`MAX_SCHEDULED_RESTORES` of them (one schedule verifying several clusters): each element is
+  validated on its own, so one bad element (named ``detail.request[<index>].<field>``) does not stop the
+  others. The event ``id`` keys idempotency (with the element's index for a list): EventBridge and
+  Lambda's asynchronous retries deliver the same id again.
 - **Alarm-driven recovery**: EventBridge "CloudWatch Alarm State Change". Only a change *into* ``ALARM``
   acts; the request is the recovery plan of ``detail.alarmName`` in RECOVERY_PLANS (a JSON object
   ``{"<alarm name>": {<restore request>}, ...}``, validated with the same model at cold start).
@@ -35,6 +38,8 @@ SCHEDULED_EVENT: Final = "Scheduled Event"
 ALARM_STATE_CHANGE: Final = "CloudWatch Alarm State Change"
 ALARM: Final = "ALARM"
 MAX_EVENT_ID_CHARS: Final = 128
+# Restores one scheduled event may ask for: they run one after another within one intake invocation.
+MAX_SCHEDULED_RESTORES: Final = 10
 # A schedule label: letters, digits, . - _ (template.yaml sends "<stack name>-verification").
 _SCHEDULE_NAME = re.compile(r"[A-Za-z0-9._-]{1,160}")
 # CloudWatch alarm names are free text up to 255 characters; refuse only what would hide in logs.
@@ -72,6 +77,20 @@ class TriggeredRestore:
 
 
 @dataclass(frozen=True)
+class ScheduledRestores:
+    """A scheduled event whose ``detail.request`` is a list: each element in order, either the restore it
+    asks for or why it is refused (an :class:`InvalidRequest` naming ``detail.request[<index>].<field>``)."""
+
+    schedule: str
+    event_id: str
+    elements: tuple[TriggeredRestore | InvalidRequest, ...]
+
+    @property
+    def valid(self) -> list[tuple[int, TriggeredRestore]]:
+        return [(i, e) for i, e in enumerate(self.elements) if isinstance(e, TriggeredRestore)]
+
+
+@dataclass(frozen=True)
 class AlarmIgnored:
     """An alarm event that creates nothing. ``reason`` is the ``AlarmIgnored`` metric's dimension."""
 
@@ -97,8 +116,12 @@ def event_kind(event: Any) -> Literal["api", "schedule", "alarm", "unknown"]:
     return "unknown"
 
 
-def parse_scheduled_event(event: Mapping[str, Any]) -> TriggeredRestore:
-    """The restore a schedule asks for; :class:`InvalidRequest` names ``detail.<field>`` when it is wrong."""
+def parse_scheduled_event(event: Mapping[str, Any]) -> TriggeredRestore | ScheduledRestores:
+    """The restore a schedule asks for, or (``detail.request`` a list) the restores.
+
+    :class:`InvalidRequest` names ``detail.<field>`` when the event itself is wrong (then nothing runs); a
+    bad element of a list is kept in :attr:`ScheduledRestores.elements` and the others still run.
+    """
     event_id = _event_id(event)
     detail = event.get("detail")
     if not isinstance(detail, dict):
@@ -120,16 +143,40 @@ def parse_scheduled_event(event: Mapping[str, Any]) -> TriggeredRestore:
                 "message": "must be the schedule's name: 1 to 160 letters, digits, '.', '-' or '_'",
             }
         )
+    raw = detail.get("request")
+    if isinstance(raw, list) and not 1 <= len(raw) <= MAX_SCHEDULED_RESTORES:
+        problems.append(
+            {
+                "field": "detail.request",
+                "message": "must be a restore request (JSON object) or a list of 1 to "
+                f"{MAX_SCHEDULED_RESTORES} of them (got a list of {len(raw)})",
+            }
+        )
     if problems:
         raise InvalidRequest("the scheduled event is not valid", problems)
+    requested_by = RequestedBy("schedule", schedule=str(schedule), event_id=event_id)
+    if isinstance(raw, list):
+        return ScheduledRestores(
+            schedule=str(schedule),
+            event_id=event_id,
+            elements=tuple(
+                _scheduled_element(element, f"detail.request[{index}]", requested_by)
+                for index, element in enumerate(raw)
+            ),
+        )
     try:
-        request = parse_request(detail.get("request"))
+        request = parse_request(raw)
     except InvalidRequest as exc:
         raise _prefixed(exc, "detail.request") from None
-    return TriggeredRestore(
-        request=request,
-        requested_by=RequestedBy("schedule", schedule=schedule, event_id=event_id),
-    )
+    return TriggeredRestore(request=request, requested_by=requested_by)
+
+
+def _scheduled_element(raw: Any, prefix: str, requested_by: RequestedBy) -> TriggeredRestore | InvalidRequest:
+    try:
+        return TriggeredRestore(request=parse_request(raw), requested_by=requested_by)
+    except InvalidRequest as exc:
+        refused = _prefixed(exc, prefix)
+        return InvalidRequest(f"{prefix}: {refused.message}", refused.errors)
 
 
 def parse_alarm_event(

@@ -57,6 +57,7 @@ from flexrestore.domain.triggers import (
     AlarmIgnored,
     RecoveryPlanError,
     RequestedBy,
+    ScheduledRestores,
     TriggeredRestore,
     event_kind,
     load_recovery_plans,
@@ -73,6 +74,9 @@ MAX_BODY_BYTES = 16 * 1024
 NO_KEY_WINDOW_SECONDS = 600  # identical POSTs without Idempotency-Key this close together are one request
 MAX_IDEMPOTENCY_KEY_CHARS = 128
 IN_PROGRESS_RETRY_AFTER = 5
+# A scheduled list's next restore starts only with this much of the invocation left (one takes ~1 s
+# when Atlas is well); the rest is left to the event's retry rather than cut off by the timeout.
+MIN_MS_PER_SCHEDULED_RESTORE = 5000
 _RESTORE_ID = re.compile(r"[a-f0-9]{32}")
 _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
 _JSON_TYPES = ("application/json", "application/vnd.api+json")
@@ -91,6 +95,11 @@ if logger.name != "flexrestore":
 
 class IntakeFailed(RuntimeError):
     """Raised to Lambda for an EventBridge delivery that should be retried (never carries a secret)."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 # --- configuration checked at cold start ------------------------------------------------------------
@@ -158,12 +167,13 @@ handler = _wrap(_handler)
 
 
 def _eventbridge(event: dict[str, Any], context: Any, kind: str) -> dict[str, Any]:
-    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-
     triggered: TriggeredRestore | None = None
     try:
         if kind == "schedule":
-            triggered = parse_scheduled_event(event)
+            parsed = parse_scheduled_event(event)
+            if isinstance(parsed, ScheduledRestores):
+                return _scheduled_list(event, context, parsed)
+            triggered = parsed
         else:
             decision = parse_alarm_event(event, recovery_plans(get_settings()))
             if isinstance(decision, AlarmIgnored):
@@ -173,15 +183,22 @@ def _eventbridge(event: dict[str, Any], context: Any, kind: str) -> dict[str, An
                 count("AlarmIgnored", "reason", decision.reason)
                 return {"status": "IGNORED", "reason": decision.reason, "message": decision.message}
             triggered = decision
-        key = idempotency_key("event", str(event["id"]))
+    except InvalidRequest as exc:
+        return _invalid(kind, event, exc)
+    return _submit_triggered(kind, event, context, triggered, idempotency_key("event", str(event["id"])))
+
+
+def _submit_triggered(
+    kind: str, event: Mapping[str, Any], context: Any, triggered: TriggeredRestore, key: str
+) -> dict[str, Any]:
+    """One restore of a schedule or alarm: a refusal is answered (and told), a fault raises IntakeFailed."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+    try:
         status, answer = build_intake(context).submit(triggered.request, triggered.requested_by, key)
         return {"statusCode": status, **answer}
     except InvalidRequest as exc:
-        logger.error("%s event refused: %s", kind, exc.message, extra={"errors": exc.errors})
-        count("RestoreRefused", "reason", "invalid-request")
-        refused = {"statusCode": 400, "errorCode": "INVALID_REQUEST", **exc.body()}
-        _tell_refused(kind, event, triggered, refused)
-        return refused
+        return _invalid(kind, event, exc, triggered)
     except IntakeError as exc:
         if exc.refusal:
             logger.warning("%s event refused: %s", kind, exc.message, extra={"errorCode": exc.code})
@@ -189,11 +206,78 @@ def _eventbridge(event: dict[str, Any], context: Any, kind: str) -> dict[str, An
             _tell_refused(kind, event, triggered, refused)
             return refused
         logger.error("%s event failed, to be retried: %s", kind, exc.message, extra={"errorCode": exc.code})
-        raise IntakeFailed(f"{exc.status} {exc.code}: {exc.message}") from None
+        raise IntakeFailed(
+            f"{exc.status} {exc.code}: {exc.message}", status=exc.status, code=exc.code
+        ) from None
     except IdempotencyAlreadyInProgressError:
         # Another delivery of this event is being handled right now; a later retry gets its answer.
         logger.warning("the same %s event is already being handled; failing this delivery for a retry", kind)
-        raise IntakeFailed("this event is already being handled; retry later") from None
+        raise IntakeFailed(
+            "this event is already being handled; retry later", status=409, code="REQUEST_IN_PROGRESS"
+        ) from None
+
+
+def _invalid(
+    kind: str, event: Mapping[str, Any], exc: InvalidRequest, triggered: TriggeredRestore | None = None
+) -> dict[str, Any]:
+    logger.error("%s event refused: %s", kind, exc.message, extra={"errors": exc.errors})
+    count("RestoreRefused", "reason", "invalid-request")
+    refused = {"statusCode": 400, "errorCode": "INVALID_REQUEST", **exc.body()}
+    _tell_refused(kind, event, triggered, refused)
+    return refused
+
+
+def _scheduled_list(event: Mapping[str, Any], context: Any, scheduled: ScheduledRestores) -> dict[str, Any]:
+    """A schedule asking for several restores: each element runs the one intake flow on its own, keyed on
+    the event id and its index, so a redelivered event creates nothing new and two elements never share a
+    restore. A refused element is answered and told like a single refused request; a fault on one element
+    (Atlas down, the same event in progress elsewhere) does not stop the others: all run, then the event
+    raises for Lambda's retry, where the elements already done replay their stored answers."""
+    outcomes: list[dict[str, Any]] = []
+    faults: list[str] = []
+    for index, element in enumerate(scheduled.elements):
+        with logger.append_context_keys(requestIndex=index):
+            if isinstance(element, InvalidRequest):
+                outcome = _invalid("schedule", event, element)
+            elif index and _time_left_ms(context) < MIN_MS_PER_SCHEDULED_RESTORE:
+                # Better left to the retry than cut off by the function's timeout halfway through.
+                logger.warning("too little time left for restore %s of this event; left to the retry", index)
+                outcome = {"statusCode": 503, "errorCode": "DEFERRED", "message": "left to the event's retry"}
+                faults.append(f"request[{index}]: deferred (too little time left)")
+            else:
+                key = idempotency_key("event", scheduled.event_id, f"request[{index}]")
+                try:
+                    outcome = _submit_triggered("schedule", event, context, element, key)
+                except IntakeFailed as exc:
+                    outcome = {"statusCode": exc.status, "errorCode": exc.code, "message": str(exc)}
+                    faults.append(f"request[{index}]: {exc}")
+                except Exception as exc:  # one element's surprise must not lose the others
+                    logger.exception("restore %s of the scheduled event failed", index)
+                    outcome = {
+                        "statusCode": 500,
+                        "errorCode": "INTERNAL_ERROR",
+                        "message": type(exc).__name__,
+                    }
+                    faults.append(f"request[{index}]: {type(exc).__name__}")
+        outcomes.append({"index": index, **outcome})
+    answer = {"schedule": scheduled.schedule, "eventId": scheduled.event_id, "restores": outcomes}
+    if faults:
+        logger.error(
+            "%s of %s restores of the scheduled event hit a fault; the event is failed for a retry",
+            len(faults),
+            len(outcomes),
+            extra={"restores": outcomes},
+        )
+        raise IntakeFailed(
+            f"{len(faults)} of {len(outcomes)} restores of this event failed, to be retried with the event "
+            f"(the others keep their answers): {'; '.join(faults)}"
+        )
+    return answer
+
+
+def _time_left_ms(context: Any) -> int:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return int(remaining()) if callable(remaining) else MIN_MS_PER_SCHEDULED_RESTORE
 
 
 def _tell_refused(

@@ -7,8 +7,10 @@ simulator (``--scenario`` picks its behaviour) on a virtual clock, so a 30-minut
 ``--secret-file`` or the environment; the clock is then real.
 
 Without ``--json`` it shows a person what happens; with ``--json`` it prints exactly one JSON object (keys in
-:data:`RESULT_KEYS`). The exit code is 0 whenever the flow ran, whatever the restore's outcome, 2 for bad
-usage (unreadable event, unknown scenario, missing credentials) and 1 when the tool itself failed.
+:data:`RESULT_KEYS`; a schedule whose ``detail.request`` is a list adds ``restores``, one entry per element,
+and the documented keys describe its first element). The exit code is 0 whenever the flow ran, whatever the
+restore's outcome, 2 for bad usage (unreadable event, unknown scenario, missing credentials) and 1 when the
+tool itself failed.
 
 The handlers log JSON lines (and moto's state-machine interpreter prints noise) on stdout and stderr: while
 the flow runs, both go to a log file (``--log``), so the terminal shows only the view below or the JSON.
@@ -42,6 +44,17 @@ RESULT_KEYS = (
     "atlas_calls",
     "state_transitions",
     "virtual_seconds",
+)
+# Only for a scheduled list of restores: one entry per element (the documented keys describe element 0).
+RESTORES_KEY = "restores"
+RESTORE_KEYS = (
+    "index",
+    "status_code",
+    "error_code",
+    "restore_id",
+    "restore_job_id",
+    "final_status",
+    "record",
 )
 FINAL_STATUSES = ("COMPLETED", "FAILED", "TIMED_OUT", "ERROR", "REFUSED")
 DEFAULT_EVENT = Path("events") / "api-post-restore.json"
@@ -184,8 +197,10 @@ def run_flow(
         except Exception as exc:  # the handler failed: Lambda would retry, then dead-letter it
             response = {"error": type(exc).__name__, "message": str(exc)}
         http_status, shown, answer = _handler_answer(trigger, response)
-        restore_id = answer.get("restoreId") if isinstance(answer.get("restoreId"), str) else None
-        restore_job_id = answer.get("restoreJobId")
+        listed = _listed_answers(event, answer)
+        first_answer = listed[0] if listed else answer
+        restore_id = first_answer.get("restoreId") if isinstance(first_answer.get("restoreId"), str) else None
+        restore_job_id = first_answer.get("restoreJobId")
         if answered is not None:
             answered(
                 _json_safe(
@@ -244,7 +259,37 @@ def run_flow(
             else None,
             "virtual_seconds": round(clock.now() - start, 3),
         }
+        if _is_scheduled_list(event):
+            # null when the handler raised (a fault: Lambda would retry the whole event)
+            result[RESTORES_KEY] = [_element_result(stack, a) for a in listed] if listed else None
     return dict(_json_safe(result))
+
+
+def _is_scheduled_list(event: dict[str, Any]) -> bool:
+    detail = event.get("detail")
+    return isinstance(detail, dict) and isinstance(detail.get("request"), list)
+
+
+def _listed_answers(event: dict[str, Any], answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-element answers of a scheduled list (``{"restores": [...]}``), else []."""
+    restores = answer.get("restores")
+    if not _is_scheduled_list(event) or not isinstance(restores, list):
+        return []
+    return [r for r in restores if isinstance(r, dict)]
+
+
+def _element_result(stack: Any, answer: dict[str, Any]) -> dict[str, Any]:
+    restore_id = answer.get("restoreId") if isinstance(answer.get("restoreId"), str) else None
+    record = stack.record(restore_id) if restore_id else None
+    return {
+        "index": answer.get("index"),
+        "status_code": answer.get("statusCode"),
+        "error_code": answer.get("errorCode"),
+        "restore_id": restore_id,
+        "restore_job_id": (record or {}).get("restoreJobId", answer.get("restoreJobId")),
+        "final_status": "REFUSED" if record is None else str(record.get("finalStatus") or "ERROR"),
+        "record": record,
+    }
 
 
 # ------------------------------------------------------------------------------------------ the human view
@@ -287,8 +332,26 @@ def describe_request(event: dict[str, Any], trigger: str) -> list[str]:
     return [f"an event the intake does not know (keys: {', '.join(sorted(event)[:8])})"]
 
 
+def _element_summary(element: dict[str, Any]) -> str:
+    record = element.get("record") or {}
+    if record.get("durationSeconds") is not None:
+        label = "RTO" if element["final_status"] == "COMPLETED" else "after"
+        return f"{element['final_status']} ({label} {_duration(float(record['durationSeconds']))})"
+    if element["final_status"] == "REFUSED" and element.get("error_code"):
+        return f"REFUSED ({element['status_code']} {element['error_code']})"
+    return str(element["final_status"])
+
+
 def summary_line(name: str, result: dict[str, Any]) -> str:
-    """One line per run: what ran, how it ended, how long it took."""
+    """One line per run: what ran, how it ended, how long it took. A scheduled list: one status when all
+    its restores ended alike (else MIXED), then each restore's outcome."""
+    restores = result.get(RESTORES_KEY)
+    if restores:
+        statuses = {element["final_status"] for element in restores}
+        status = statuses.pop() if len(statuses) == 1 else "MIXED"
+        parts = [f"{name:<40}", f"{status:<9}"]
+        parts.append(f"{len(restores)} restores: " + ", ".join(_element_summary(e) for e in restores))
+        return "  ".join([*parts, *_summary_tail(result)])
     parts = [f"{name:<40}", f"{result['final_status']:<9}"]
     if result["http_status"] is not None:
         parts.append(f"HTTP {result['http_status']}")
@@ -305,11 +368,15 @@ def summary_line(name: str, result: dict[str, Any]) -> str:
             )
             if reason:
                 parts.append(str(reason))
-    parts.append(f"{len(result['atlas_calls'])} Atlas calls")
+    return "  ".join([*parts, *_summary_tail(result)])
+
+
+def _summary_tail(result: dict[str, Any]) -> list[str]:
+    tail = [f"{len(result['atlas_calls'])} Atlas calls"]
     if result["state_transitions"] is not None:
-        parts.append(f"{result['state_transitions']} state transitions")
-    parts.append(f"{_duration(result['virtual_seconds'])} on the clock")
-    return "  ".join(parts)
+        tail.append(f"{result['state_transitions']} state transitions")
+    tail.append(f"{_duration(result['virtual_seconds'])} on the clock")
+    return tail
 
 
 class HumanView:
@@ -350,7 +417,23 @@ class HumanView:
         body = response.get("body") if answer["trigger"] == "api" and isinstance(response, dict) else response
         status = f"HTTP {answer['http_status']}" if answer["http_status"] is not None else "answer"
         details = body if isinstance(body, dict) else {}
-        if answer["restore_id"] and answer["http_status"] == 200:  # GET /restores/{id}: the record
+        listed = details.get("restores") if answer["trigger"] == "schedule" else None
+        if isinstance(listed, list):
+            self.line(f"Intake   answer: {len(listed)} restores asked for")
+            for element in listed:
+                where = f"request[{element.get('index')}]"
+                if element.get("restoreId"):
+                    self.line(
+                        f"         {where}: restore {element['restoreId']} created, Atlas restore job "
+                        f"{element.get('restoreJobId')} ({element.get('status')}), "
+                        f"snapshot {element.get('snapshotId')} of {element.get('source')}"
+                    )
+                else:
+                    self.line(
+                        f"         {where}: {element.get('statusCode')} {element.get('errorCode')}: "
+                        f"{element.get('message')}"
+                    )
+        elif answer["restore_id"] and answer["http_status"] == 200:  # GET /restores/{id}: the record
             self.line(
                 f"Intake   {status}: restore {answer['restore_id']} is "
                 f"{details.get('finalStatus') or details.get('status')}, Atlas restore job "
@@ -385,9 +468,14 @@ class HumanView:
                 outcome += f" (Atlas restore itself {_duration(float(record['atlasDurationSeconds']))})"
         if isinstance(record.get("error"), dict):
             outcome += f"  error {record['error'].get('code')}: {record['error'].get('message')}"
-        self.line(outcome)
-        for timeline in record.get("timeline") or []:
-            self.line(f"           {timeline.get('at')}  {timeline.get('status')}")
+        restores = result.get(RESTORES_KEY)
+        if restores:
+            for element in restores:
+                self.line(f"Outcome  request[{element['index']}] {_element_summary(element)}")
+        else:
+            self.line(outcome)
+            for timeline in record.get("timeline") or []:
+                self.line(f"           {timeline.get('at')}  {timeline.get('status')}")
         for message in result["notifications"]:
             self.line(f"Notified SNS: {message.get('subject')}")
         for event in result["events"]:
@@ -402,8 +490,9 @@ class HumanView:
             for call in result["atlas_calls"]:
                 self.line(f"           {call['method']:<5} {call['path']}  -> {call['status']}")
         if self.show_record and result["record"] is not None:
+            label = "Record   (request[0]) " if result.get(RESTORES_KEY) else "Record   "
             self.line(
-                "Record   "
+                label
                 + json.dumps(result["record"], indent=2, ensure_ascii=False).replace("\n", "\n         ")
             )
         if log_path:

@@ -31,6 +31,11 @@ class DemoSeed:
     previous_snapshot_id: str = "6723a1f0c4d5e6f708193b02"
     oldest_completed_snapshot_id: str = "6723a1f0c4d5e6f708193b03"
     failed_snapshot_id: str = "6723a1f0c4d5e6f708193b04"
+    # A second source and its scratch target (a schedule verifying several clusters), newest snapshot first.
+    billing_source_cluster: str = "billing-prod"
+    billing_scratch_target: str = "billing-verify"
+    billing_latest_snapshot_id: str = "6723a1f0c4d5e6f708193c01"
+    billing_previous_snapshot_id: str = "6723a1f0c4d5e6f708193c02"
     # Service account (OAuth client credentials) and programmatic API key (HTTP Digest).
     client_id: str = "mdb_sa_id_65f1a2b3c4d5e6f708192a40"
     client_secret: str = "mdb_sa_sk_demo-simulator-secret-value"  # not a real secret: simulator only
@@ -72,6 +77,26 @@ def seed_demo(state: AtlasState, now: float) -> None:
         created=created,
         cluster_id="65f1a2b3c4d5e6f708192b05",
     )
+    # The second source, protected like the first, with its scratch target and two COMPLETED dailies.
+    state.add_cluster(
+        DEMO.group_id,
+        DEMO.billing_source_cluster,
+        tags={DEMO.protected_tag_key: DEMO.protected_tag_value},
+        termination_protection=True,
+        created=created,
+        cluster_id="65f1a2b3c4d5e6f708192b06",
+    )
+    state.add_cluster(
+        DEMO.group_id, DEMO.billing_scratch_target, created=created, cluster_id="65f1a2b3c4d5e6f708192b07"
+    )
+    billing_snapshots = (DEMO.billing_latest_snapshot_id, DEMO.billing_previous_snapshot_id)
+    for days_ago, snapshot_id in enumerate(billing_snapshots, start=1):
+        state.add_snapshot(
+            DEMO.group_id,
+            DEMO.billing_source_cluster,
+            scheduled=today - timedelta(days=days_ago),
+            snapshot_id=snapshot_id,
+        )
     for days_ago, snapshot_id in enumerate(DEMO.completed_snapshot_ids, start=1):
         state.add_snapshot(
             DEMO.group_id,
