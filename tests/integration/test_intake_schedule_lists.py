@@ -227,3 +227,33 @@ def test_too_little_time_left_leaves_the_rest_to_the_retry(stack: OfflineStack) 
     result = stack.invoke("intake", event)  # the retry, with time to spare
     assert [r["statusCode"] for r in result["restores"]] == [202, 202]
     assert created_targets(stack) == [DEMO.scratch_target, DEMO.billing_scratch_target]
+
+
+def test_each_restore_of_a_list_measures_its_own_rto(
+    stack: OfflineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll loop started for the first element must not move the shared virtual clock while the intake
+    still works on the second (that would add the loop's wait to the second restore's measured RTO)."""
+    from flexrestore.atlas.client import AtlasClient
+
+    original = AtlasClient.create_restore_job
+    calls = {"n": 0}
+
+    def slow_second_create(self: AtlasClient, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            # Real time, not virtual: room for the first restore's loop to run ahead if it could.
+            threading.Event().wait(0.5)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AtlasClient, "create_restore_job", slow_second_create)
+    restores = stack.invoke("intake", sample())["restores"]
+
+    durations = []
+    for restore in restores:
+        assert stack.wait_for_execution(restore["executionArn"])["status"] == "SUCCEEDED"
+        record = stack.record(restore["restoreId"])
+        assert record is not None and record["finalStatus"] == "COMPLETED"
+        durations.append(record["durationSeconds"])
+    # The simulator's restore: scheduled 5 s after the create, done 60 s after that.
+    assert durations == [65, 65]

@@ -218,6 +218,9 @@ class OfflineStack:
         self._notifications: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._threads: dict[str, threading.Thread] = {}
+        # Handlers called through invoke() right now; executions they start wait until none is running.
+        self._invocations = 0
+        self._invocations_done = threading.Condition()
         self._queues: dict[str, str] = {}
         self._exit = ExitStack()
 
@@ -345,7 +348,16 @@ class OfflineStack:
             sleep(wait_seconds)
 
         def start_worker(worker: Any) -> None:
-            thread = threading.Thread(target=worker._execution_logic, daemon=True, name="sfn-execution")
+            def run() -> None:
+                # On one shared virtual clock, a loop that ran while the intake was still at work (a schedule
+                # asking for several restores) would move time under the intake and inflate the next
+                # restore's measured RTO. In AWS the two run side by side in real time; here the loop starts
+                # once the handler that started it has answered.
+                with stack._invocations_done:
+                    stack._invocations_done.wait_for(lambda: stack._invocations == 0, _EXECUTION_JOIN_SECONDS)
+                worker._execution_logic()
+
+            thread = threading.Thread(target=run, daemon=True, name="sfn-execution")
             stack._threads[worker._evaluation_details.execution_details.arn] = thread
             thread.start()
 
@@ -461,8 +473,16 @@ class OfflineStack:
     # ---------------------------------------------------------------------------------- operations
 
     def invoke(self, short_name: str, event: Any) -> Any:
-        """Call a handler in-process, as Lambda would (fake context). Its exceptions propagate."""
-        return self._handler(short_name)(event, FakeLambdaContext.for_function(short_name))
+        """Call a handler in-process, as Lambda would (fake context). Its exceptions propagate. Executions it
+        starts begin once it has returned (see ``start_worker``)."""
+        with self._invocations_done:
+            self._invocations += 1
+        try:
+            return self._handler(short_name)(event, FakeLambdaContext.for_function(short_name))
+        finally:
+            with self._invocations_done:
+                self._invocations -= 1
+                self._invocations_done.notify_all()
 
     def start_execution(self, execution_input: dict[str, Any], name: str | None = None) -> str:
         """Start the poll loop; ``name`` defaults to the input's restoreId (CONTRACTS.md)."""
