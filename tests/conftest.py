@@ -1,4 +1,5 @@
-"""Shared fixtures: every test starts with fresh settings, fresh AWS clients and the system clock."""
+"""Shared fixtures: every test starts with fresh settings, fresh AWS clients, no cached Atlas token and the
+system clock."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from flexrestore import clock
+from flexrestore.atlas.auth import reset_token_cache
 from flexrestore.aws import clients
 from flexrestore.settings import get_settings
 
@@ -26,11 +28,21 @@ def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     clients.reset()
+    reset_token_cache()
     previous = clock.current()
     yield
     clock.use(previous)
     get_settings.cache_clear()
     clients.reset()
+    reset_token_cache()
+
+
+@pytest.fixture
+def vclock() -> clock.VirtualClock:
+    """A virtual clock installed process-wide for the test (the autouse fixture puts the old one back)."""
+    virtual = clock.VirtualClock()
+    clock.use(virtual)
+    return virtual
 
 
 @pytest.fixture(autouse=True)

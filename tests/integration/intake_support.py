@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,24 @@ def emf(text: str, name: str) -> list[dict[str, Any]]:
             if name in document:
                 found.append(document)
     return found
+
+
+def deliver_concurrently(stack: OfflineStack, event: dict[str, Any], deliveries: int) -> list[Any]:
+    """``deliveries`` threads hand the same event to the intake at the same moment; each result is the
+    handler's answer or the exception it raised (an EventBridge delivery that fails is retried by Lambda)."""
+    start = threading.Barrier(deliveries)
+    results: list[Any] = [None] * deliveries
+
+    def deliver(index: int) -> None:
+        start.wait()
+        try:
+            results[index] = stack.invoke("intake", json.loads(json.dumps(event)))
+        except Exception as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(deliveries)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -136,20 +136,6 @@ class FakeAtlas:
             and (method is None or r.method == method)
             and (path is None or r.url.path == path)
         ]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens() -> Iterator[None]:
-    reset_token_cache()
-    yield
-    reset_token_cache()
-
-
-@pytest.fixture
-def vclock() -> clock.VirtualClock:
-    c = clock.VirtualClock()
-    clock.use(c)
-    return c
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from flexrestore import clock
-from flexrestore.atlas.auth import Credentials, reset_token_cache
+from flexrestore.atlas.auth import Credentials
 from flexrestore.atlas.client import AtlasClient
 from flexrestore.atlas.errors import (
     AtlasAuthError,
@@ -41,20 +41,6 @@ def credentials(kind: str, *, wrong: bool = False) -> Credentials:
         return Credentials.service_account(DEMO.client_id, secret, secret_id=SECRET_ID)
     private = "00000000-WRONG-0000-0000-000000000000" if wrong else DEMO.private_key
     return Credentials.api_key(DEMO.public_key, private, secret_id=SECRET_ID)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens() -> Iterator[None]:
-    reset_token_cache()
-    yield
-    reset_token_cache()
-
-
-@pytest.fixture
-def vclock() -> clock.VirtualClock:
-    c = clock.VirtualClock()
-    clock.use(c)
-    return c
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +12,7 @@ from flexrestore.local.harness import OfflineStack
 from tests.integration.intake_support import (
     answer,
     creates,
+    deliver_concurrently,
     execution_input,
     load,
     restore_items,
@@ -22,31 +21,11 @@ from tests.integration.intake_support import (
 DELIVERIES = 50
 
 
-def deliver_concurrently(stack: OfflineStack, event: dict[str, Any]) -> list[Any]:
-    """``DELIVERIES`` threads hand the same event to the handler at the same moment."""
-    start = threading.Barrier(DELIVERIES)
-    results: list[Any] = [None] * DELIVERIES
-
-    def deliver(index: int) -> None:
-        start.wait()
-        try:
-            results[index] = stack.invoke("intake", json.loads(json.dumps(event)))
-        except Exception as exc:  # an EventBridge delivery that fails is retried by Lambda
-            results[index] = exc
-
-    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(DELIVERIES)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
-
-
 def test_concurrent_deliveries_of_one_scheduled_event_create_one_restore(stack: OfflineStack) -> None:
     from flexrestore.handlers.intake import IntakeFailed
 
     event = load("schedule-nightly-verify.json")
-    results = deliver_concurrently(stack, event)
+    results = deliver_concurrently(stack, event, DELIVERIES)
 
     assert len(creates(stack)) == 1
     accepted = [r for r in results if isinstance(r, dict)]
@@ -65,7 +44,7 @@ def test_concurrent_deliveries_of_one_scheduled_event_create_one_restore(stack: 
 
 
 def test_concurrent_posts_with_one_idempotency_key_create_one_restore(stack: OfflineStack) -> None:
-    results = [answer(r) for r in deliver_concurrently(stack, load("api-post-restore.json"))]
+    results = [answer(r) for r in deliver_concurrently(stack, load("api-post-restore.json"), DELIVERIES)]
 
     assert len(creates(stack)) == 1
     statuses = Counter(status for status, _, _ in results)

@@ -6,7 +6,6 @@ does not stop the others; a fault on one fails the event for a retry that create
 from __future__ import annotations
 
 import copy
-import json
 import threading
 from typing import Any
 
@@ -14,7 +13,14 @@ import pytest
 
 from flexrestore.local.harness import FakeLambdaContext, OfflineStack
 from flexrestore.simulator import DEMO
-from tests.integration.intake_support import creates, emf, execution_input, load, restore_items
+from tests.integration.intake_support import (
+    creates,
+    deliver_concurrently,
+    emf,
+    execution_input,
+    load,
+    restore_items,
+)
 
 SAMPLE = "schedule-nightly-verify-list.json"
 SCHEDULE = "nightly-verify-all"
@@ -71,23 +77,8 @@ def test_the_list_sample_makes_one_restore_per_element(stack: OfflineStack) -> N
 def test_concurrent_deliveries_of_a_list_create_each_restore_once(stack: OfflineStack) -> None:
     from flexrestore.handlers.intake import IntakeFailed
 
-    deliveries = 20
     event = sample()
-    start = threading.Barrier(deliveries)
-    results: list[Any] = [None] * deliveries
-
-    def deliver(index: int) -> None:
-        start.wait()
-        try:
-            results[index] = stack.invoke("intake", json.loads(json.dumps(event)))
-        except Exception as exc:  # an EventBridge delivery that fails is retried by Lambda
-            results[index] = exc
-
-    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(deliveries)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    results = deliver_concurrently(stack, event, 20)
 
     assert sorted(created_targets(stack)) == [DEMO.billing_scratch_target, DEMO.scratch_target]
     failed = [r for r in results if not isinstance(r, dict)]
