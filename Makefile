@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_poll_loop.py
-	@if [ -f tests/benchmarks/bench_restore.py ]; then $(BIN)/python tests/benchmarks/bench_restore.py; fi
+	$(BIN)/python tests/benchmarks/bench_restore.py
 
 package:
 	@./tests/infrastructure/package.sh
