@@ -73,5 +73,20 @@ def utcnow() -> datetime:
 
 
 def isoformat(moment: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``, the way Atlas writes dates."""
+    """ISO 8601 in UTC with a ``Z``, the way Atlas writes dates: the one date format of records, answers,
+    messages and events."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def parse_iso(text: str) -> datetime:
+    """The inverse of :func:`isoformat` (any ISO 8601 date-time; naive means UTC). ValueError if not one."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -16,7 +16,7 @@ import pytest
 
 from flexrestore.aws.notifier import Notifier
 from flexrestore.clock import VirtualClock
-from flexrestore.handlers.poll import RestoreStillRunning
+from flexrestore.domain.errors import RestoreStillRunning
 from flexrestore.local.harness import RESTORES_TABLE, OfflineStack
 from flexrestore.simulator import DEMO, AtlasSimulator
 from tests.e2e.support import StartedRestore, start_restore
@@ -47,8 +47,9 @@ def ended(
     assert len(notifications) == 1
     assert len(events) == 1
     notification, event = notifications[0], events[0]
-    # The message ends with the record, and the event's detail is the record, as saved.
-    saved = {key: value for key, value in record.items() if key != "notification"}
+    # The message ends with the record, and the event's detail is the record, as saved (before the
+    # notification it carries existed).
+    saved = {**record, "notification": None}
     assert notification["record"] == saved
     assert event["source"] == "flexrestore"
     assert event["detail"] == saved
@@ -180,7 +181,7 @@ def test_separate_short_atlas_outages_during_a_slow_restore_do_not_add_up(stack:
 
     assert record["finalStatus"] == "COMPLETED"
     assert record["atlasDurationSeconds"] == 1800
-    assert "atlasUnreachableSince" not in record  # cleared by the good read after each outage
+    assert record["atlasUnreachableSince"] is None  # cleared by the good read after each outage
     faults = [
         error
         for error in stack.lambda_errors
@@ -303,7 +304,7 @@ def test_a_failed_notification_is_marked_even_when_the_final_record_was_never_wr
     assert execution["error"] == "NotificationFailed"
     record = stack.record(restore.restore_id)  # the intake's record, without a final status
     assert record is not None
-    assert "finalStatus" not in record
+    assert record["finalStatus"] is None
     assert record["notification"]["status"] == "FAILED"
     assert record["notification"]["error"]["code"] == "NotFoundException"
 

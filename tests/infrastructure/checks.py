@@ -948,10 +948,13 @@ def check_tables(stack: Stack) -> list[str]:
     return problems
 
 
-def emitted_metrics(root: Path = REPO / "src") -> set[str]:
-    """Metric names the code can emit with powertools ``add_metric``.
+METRIC_CALLS = ("add_metric", "count", "duration")  # powertools, and the domain's Metrics port
 
-    A literal name counts; a computed one (``_STATUS_METRICS[status]``) counts every CamelCase string value of
+
+def emitted_metrics(root: Path = REPO / "src") -> set[str]:
+    """Metric names the code can emit (powertools ``add_metric``, the Metrics port's ``count``/``duration``).
+
+    A literal name counts; a computed one (``ENDING_METRICS[status]``) counts every CamelCase string value of
     that module's dict literals, which is where such tables live.
     """
     names: set[str] = set()
@@ -960,7 +963,7 @@ def emitted_metrics(root: Path = REPO / "src") -> set[str]:
         calls = [
             n
             for n in ast.walk(tree)
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "add_metric"
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in METRIC_CALLS
         ]
         for call in calls:
             name = next(
@@ -968,7 +971,7 @@ def emitted_metrics(root: Path = REPO / "src") -> set[str]:
             )
             if isinstance(name, ast.Constant) and isinstance(name.value, str):
                 names.add(name.value)
-            else:
+            elif name is not None:
                 for node in ast.walk(tree):
                     if isinstance(node, ast.Dict):
                         names.update(

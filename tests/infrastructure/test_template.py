@@ -156,13 +156,9 @@ LISTED_REQUEST = (
 
 @pytest.mark.parametrize("request_text", [None, LISTED_REQUEST], ids=["one request", "a list"])
 def test_the_schedule_delivers_what_the_intake_parses(cfn: dict[str, Any], request_text: str | None) -> None:
-    from flexrestore.domain.request import parse_request
-    from flexrestore.domain.triggers import (
-        ScheduledRestores,
-        TriggeredRestore,
-        event_kind,
-        parse_scheduled_event,
-    )
+    from flexrestore.domain.request import TriggeredRestore, parse_request
+    from flexrestore.triggers import kind_of
+    from flexrestore.triggers.eventbridge import ScheduledRestores, parse_schedule
 
     parameters = dict(PARAMETER_SETS["secret-by-arn"])
     if request_text is not None:
@@ -185,8 +181,8 @@ def test_the_schedule_delivers_what_the_intake_parses(cfn: dict[str, Any], reque
     (target,) = rule["Properties"]["Targets"]
     delivered = _apply_input_transformer(target["InputTransformer"], scheduled_event, stack)
 
-    assert event_kind(delivered) == "schedule"
-    parsed = parse_scheduled_event(delivered)
+    assert kind_of(delivered) == "schedule"
+    parsed = parse_schedule(delivered)
     sent = json.loads(parameters["VerificationRequest"])
     if isinstance(sent, list):
         assert isinstance(parsed, ScheduledRestores)

@@ -64,7 +64,7 @@ def creates(stack: OfflineStack) -> list[Any]:
 
 def restore_items(stack: OfflineStack, kind: str = "restore") -> list[dict[str, Any]]:
     from flexrestore.aws.clients import client
-    from flexrestore.aws.records import from_item
+    from flexrestore.aws.codec import from_item
 
     items = client("dynamodb").scan(TableName=RESTORES_TABLE)["Items"]
     return [from_item(i) for i in items if i["kind"]["S"] == kind]

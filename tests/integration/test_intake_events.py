@@ -89,7 +89,7 @@ def test_api_post_sample_creates_records_and_hands_off(stack: OfflineStack) -> N
     assert body["restoreJobId"] in stack.simulator.jobs
     assert stack.simulator.violations == []
 
-    # The execution was started with CONTRACTS.md's input, named after the restore.
+    # The execution was started with the contract's input (docs/contracts.md), named after the restore.
     started = execution_input(stack, body["executionArn"])
     assert set(started) == EXECUTION_INPUT_KEYS
     assert started == {
@@ -515,7 +515,7 @@ def test_schedule_refusal_is_returned_not_retried(stack: OfflineStack) -> None:
 
 
 def test_schedule_fault_raises_for_a_retry_then_succeeds(stack: OfflineStack) -> None:
-    from flexrestore.handlers.intake import IntakeFailed
+    from flexrestore.triggers.eventbridge import IntakeFailed
 
     stack.simulator.state.retry_after_seconds = 900
     stack.simulator.scenario = "rate-limited"

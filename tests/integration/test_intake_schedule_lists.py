@@ -75,7 +75,7 @@ def test_the_list_sample_makes_one_restore_per_element(stack: OfflineStack) -> N
 
 
 def test_concurrent_deliveries_of_a_list_create_each_restore_once(stack: OfflineStack) -> None:
-    from flexrestore.handlers.intake import IntakeFailed
+    from flexrestore.triggers.eventbridge import IntakeFailed
 
     event = sample()
     results = deliver_concurrently(stack, event, 20)
@@ -164,12 +164,12 @@ def test_a_fault_on_one_element_keeps_the_others_and_the_retry_finishes(
 ) -> None:
     """Atlas is down while element 0 runs and back for element 1: element 1 is created all the same, the
     event raises for Lambda's retry, and the retry creates element 0 and only replays element 1."""
-    from flexrestore.handlers import intake as intake_handler
-    from flexrestore.handlers.intake import IntakeFailed
+    from flexrestore import bootstrap
+    from flexrestore.triggers.eventbridge import IntakeFailed
 
     event = sample()
     event["detail"]["request"].reverse()  # billing first: the element Atlas fails on comes before a good one
-    real_build = intake_handler.build_intake
+    real_build = bootstrap.intake
     atlas_down_for = {DEMO.billing_source_cluster}
 
     def build(context: Any, **options: Any) -> Any:
@@ -183,7 +183,7 @@ def test_a_fault_on_one_element_keeps_the_others_and_the_retry_finishes(
         built.submit = submit_while_atlas_flaps  # type: ignore[method-assign]
         return built
 
-    monkeypatch.setattr(intake_handler, "build_intake", build)
+    monkeypatch.setattr(bootstrap, "intake", build)
     stack.simulator.state.retry_after_seconds = 900  # beyond the client's budget: a 503 fault at once
 
     with pytest.raises(IntakeFailed) as failed:
@@ -203,11 +203,11 @@ def test_a_fault_on_one_element_keeps_the_others_and_the_retry_finishes(
 
 def test_too_little_time_left_leaves_the_rest_to_the_retry(stack: OfflineStack) -> None:
     from flexrestore.handlers import intake as intake_handler
-    from flexrestore.handlers.intake import IntakeFailed
+    from flexrestore.triggers.eventbridge import MIN_MS_PER_SCHEDULED_RESTORE, IntakeFailed
 
     class Hurried(FakeLambdaContext):
         def get_remaining_time_in_millis(self) -> int:
-            return intake_handler.MIN_MS_PER_SCHEDULED_RESTORE - 1
+            return MIN_MS_PER_SCHEDULED_RESTORE - 1
 
     event = sample()
     hurried = Hurried.for_function("intake")

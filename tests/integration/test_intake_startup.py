@@ -70,12 +70,12 @@ def test_recovery_plan_into_a_protected_target_fails_the_cold_start() -> None:
 def test_unexpected_error_is_a_500_with_the_request_id_and_no_trace(
     stack: OfflineStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flexrestore.aws.records import RestoreRecords
+    from flexrestore.aws.store import RestoreStore
 
     def broken(self: Any, record: Any) -> None:
         raise RuntimeError("internal detail that must stay in the logs")
 
-    monkeypatch.setattr(RestoreRecords, "create", broken)
+    monkeypatch.setattr(RestoreStore, "create", broken)
     event = load("api-post-restore.json")
     status, body, _ = answer(stack.invoke("intake", event))
     assert (status, body["errorCode"]) == (500, "INTERNAL_ERROR")
@@ -102,19 +102,20 @@ def test_a_hard_crash_leaves_the_event_retryable_once_its_invocation_would_have_
     stack: OfflineStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flexrestore.aws.executions import Executions
-    from flexrestore.handlers.intake import IntakeFailed, handler
+    from flexrestore.handlers.intake import handler
+    from flexrestore.triggers.eventbridge import IntakeFailed
 
     event = load("schedule-nightly-verify.json")
-    real_start = Executions.start
+    real_start = Executions.start_execution
 
     def crash(self: Any, name: str, execution_input: Any) -> str:
         raise HardCrash
 
     # A crash between the Atlas create and the execution start, in an invocation with 5 minutes left:
-    monkeypatch.setattr(Executions, "start", crash)
+    monkeypatch.setattr(Executions, "start_execution", crash)
     with pytest.raises(HardCrash):
         stack.invoke("intake", event)
-    monkeypatch.setattr(Executions, "start", real_start)
+    monkeypatch.setattr(Executions, "start_execution", real_start)
     # ... its claim on the event still holds, so a duplicate right now is told to retry later;
     with pytest.raises(IntakeFailed, match="already being handled"):
         stack.invoke("intake", event)
@@ -128,10 +129,10 @@ def test_a_hard_crash_leaves_the_event_retryable_once_its_invocation_would_have_
         TableName="flexrestore-idempotency",
         Key={"id": client("dynamodb").scan(TableName="flexrestore-idempotency")["Items"][0]["id"]},
     )
-    monkeypatch.setattr(Executions, "start", crash)
+    monkeypatch.setattr(Executions, "start_execution", crash)
     with pytest.raises(HardCrash):
         handler(event, ShortLivedContext.for_function("intake"))
-    monkeypatch.setattr(Executions, "start", real_start)
+    monkeypatch.setattr(Executions, "start_execution", real_start)
     result = handler(event, ShortLivedContext.for_function("intake"))
 
     assert result["statusCode"] == 202
@@ -191,11 +192,11 @@ def test_idempotency_store_outage_is_503_and_creates_nothing(stack: OfflineStack
 def test_tracing_only_when_enabled_and_installed(
     monkeypatch: pytest.MonkeyPatch, disabled: str | None, installed: bool, expected: bool
 ) -> None:
-    from flexrestore.handlers import intake
+    from flexrestore import tracing
 
     if disabled is None:
         monkeypatch.delenv("POWERTOOLS_TRACE_DISABLED", raising=False)
     else:
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", disabled)
-    monkeypatch.setattr(intake.importlib.util, "find_spec", lambda name: object() if installed else None)
-    assert intake._tracing_enabled() is expected
+    monkeypatch.setattr(tracing.importlib.util, "find_spec", lambda name: object() if installed else None)
+    assert tracing.enabled() is expected

@@ -15,6 +15,7 @@ from flexrestore.aws.clients import client
 from flexrestore.aws.locks import TargetBusy, TargetLocks, lock_id_for
 from flexrestore.aws.table_schema import BY_KIND_INDEX, BY_SOURCE_INDEX, restores_table_definition
 from flexrestore.clock import VirtualClock
+from flexrestore.domain.guards import target_lock_verdict
 from flexrestore.local.harness import atomic_dynamodb_writes
 
 TABLE = "restores"
@@ -109,7 +110,7 @@ def test_a_second_restore_is_refused_naming_the_first(
     assert busy.lock_id == lock_id
     assert busy.expires_at == int(virtual_clock.now()) + LEASE
     assert "r-1" in str(busy)
-    verdict = busy.verdict()
+    verdict = target_lock_verdict(busy.lock_id, busy.running_restore_id, busy.expires_at)
     assert (verdict.guard, verdict.allowed, verdict.reason, verdict.status) == (
         "target-lock",
         False,

@@ -50,7 +50,7 @@ def answer(response: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 def items(kind: str) -> list[dict[str, Any]]:
     from flexrestore.aws.clients import client
-    from flexrestore.aws.records import from_item
+    from flexrestore.aws.codec import from_item
 
     scanned = client("dynamodb").scan(TableName=RESTORES_TABLE)["Items"]
     return [from_item(item) for item in scanned if item["kind"]["S"] == kind]
@@ -315,9 +315,9 @@ def alarm_event() -> dict[str, Any]:
 
 def cold_start() -> None:
     """What the intake module runs when a container starts (a first import runs it by itself)."""
-    from flexrestore.handlers import intake
+    from flexrestore import bootstrap
 
-    intake.check_configuration()
+    bootstrap.checked_recovery_plans()
 
 
 def plans(**plan: Any) -> str:
@@ -334,7 +334,7 @@ def plans(**plan: Any) -> str:
     ],
 )
 def test_a_recovery_plan_aimed_at_a_protected_target_fails_at_cold_start(stack: OfflineStack) -> None:
-    from flexrestore.domain.triggers import RecoveryPlanError
+    from flexrestore.domain.recovery import RecoveryPlanError
 
     with pytest.raises(RecoveryPlanError) as refused:
         cold_start()
@@ -356,7 +356,7 @@ def test_a_recovery_plan_aimed_at_a_protected_target_fails_at_cold_start(stack: 
     ],
 )
 def test_a_recovery_plan_may_not_carry_break_glass(stack: OfflineStack) -> None:
-    from flexrestore.domain.triggers import RecoveryPlanError
+    from flexrestore.domain.recovery import RecoveryPlanError
 
     with pytest.raises(RecoveryPlanError, match="breakGlass is not allowed in a recovery plan"):
         cold_start()

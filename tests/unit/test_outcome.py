@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from flexrestore.domain import outcome
-from flexrestore.domain.outcome import InvalidExecutionInput, Observation, StartInput
+from flexrestore.contracts import ExecutionInput, InvalidExecutionInput, RestoreRecord
+from flexrestore.domain import messages, notifying, outcome
+from flexrestore.domain.outcome import Observation
+
+StartInput = ExecutionInput  # what the intake starts the poll loop with
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 GROUP = "65f1a2b3c4d5e6f708192a3b"
@@ -33,9 +36,15 @@ def start_event(**changes: Any) -> dict[str, Any]:
     return event
 
 
-STORED = {
+STORED_ITEM = {
     "id": "r-1",
     "kind": "restore",
+    "restoreId": "r-1",
+    "source": f"{GROUP}/orders-prod",
+    "groupId": GROUP,
+    "clusterName": "orders-prod",
+    "targetDeploymentItemName": "orders-verify",
+    "targetProjectId": GROUP,
     "requestedAt": "2026-11-01T02:00:00Z",
     "requestedBy": {"trigger": "schedule", "caller": None, "schedule": "nightly-verify"},
     "reason": "nightly backup check",
@@ -45,6 +54,14 @@ STORED = {
         {"status": "RUNNING", "at": "2026-11-01T02:00:50Z"},
     ],
 }
+STORED = RestoreRecord.model_validate(STORED_ITEM)
+
+
+def final(
+    start: ExecutionInput, stored: RestoreRecord | None, ending: Observation, **kwargs: Any
+) -> dict[str, Any]:
+    """The final record's JSON form (what is stored, answered and sent)."""
+    return outcome.final_record(start, stored, ending, **kwargs).to_json()
 
 
 def completed(finished: datetime | None = T0 + timedelta(seconds=65)) -> Observation:
@@ -99,7 +116,8 @@ def test_an_atlas_failure_is_failed_with_the_job_named() -> None:
     )
     assert ending is not None
     assert ending.final_status == "FAILED"
-    assert ending.error == {
+    assert ending.error is not None
+    assert ending.error.to_json() == {
         "code": "ATLAS_RESTORE_FAILED",
         "message": "Atlas reports restore job j1 as FAILED",
     }
@@ -113,7 +131,7 @@ def test_a_caught_crash_is_an_error_with_the_message_and_no_stack_trace() -> Non
         {"finalStatus": "ERROR", "caught": {"Error": "RuntimeError", "Cause": cause}}
     )
     assert ending.final_status == "ERROR"
-    assert ending.error == {"code": "RuntimeError", "message": "boom"}
+    assert ending.error is not None and ending.error.to_json() == {"code": "RuntimeError", "message": "boom"}
 
 
 def test_atlas_faults_that_outlast_the_retries_say_so() -> None:
@@ -121,7 +139,7 @@ def test_atlas_faults_that_outlast_the_retries_say_so() -> None:
     ending = outcome.observation_from_catch("AtlasUnavailable", cause, None)
     assert ending.final_status == "ERROR"
     assert ending.error is not None
-    assert ending.error["message"] == "Atlas kept failing, gave up polling: HTTP 503"
+    assert ending.error.message == "Atlas kept failing, gave up polling: HTTP 503"
 
 
 def test_poll_retries_running_out_counts_as_timed_out() -> None:
@@ -132,7 +150,8 @@ def test_poll_retries_running_out_counts_as_timed_out() -> None:
 def test_a_vanished_job_is_an_error_naming_it() -> None:
     start = StartInput.from_event(start_event())
     ending = outcome.observation_job_vanished(start, T0, "404 RESOURCE_NOT_FOUND")
-    assert ending.error == {
+    assert ending.error is not None
+    assert ending.error.to_json() == {
         "code": "RESTORE_JOB_NOT_FOUND",
         "message": "Atlas no longer knows restore job 6ae69d205e1a7c0d3f000001 (404 RESOURCE_NOT_FOUND)",
     }
@@ -140,16 +159,14 @@ def test_a_vanished_job_is_an_error_naming_it() -> None:
 
 def test_completed_record_measures_the_rto_from_request_to_atlas_finish() -> None:
     start = StartInput.from_event(start_event())
-    record = outcome.final_record(
-        start, STORED, completed(), execution_arn="arn:x", now=T0 + timedelta(minutes=5)
-    )
+    record = final(start, STORED, completed(), execution_arn="arn:x", now=T0 + timedelta(minutes=5))
     assert record["finalStatus"] == "COMPLETED"
     assert record["durationSeconds"] == 65
     assert record["durationSource"] == "atlas"
     assert record["atlasDurationSeconds"] == 60
     assert record["finishedAt"] == "2026-11-01T02:01:05Z"
     assert record["noticedAt"] == "2026-11-01T02:01:15Z"
-    assert record["requestedBy"] == STORED["requestedBy"]
+    assert record["requestedBy"] == {**STORED_ITEM["requestedBy"], "alarm": None, "eventId": None}
     assert record["reason"] == "nightly backup check"
     assert record["source"] == f"{GROUP}/orders-prod"
     assert record["executionArn"] == "arn:x"
@@ -161,17 +178,17 @@ def test_completed_record_measures_the_rto_from_request_to_atlas_finish() -> Non
 
 def test_without_an_atlas_finish_date_the_rto_runs_to_when_it_was_noticed_and_says_so() -> None:
     start = StartInput.from_event(start_event())
-    record = outcome.final_record(start, STORED, completed(finished=None), execution_arn=None, now=T0)
+    record = final(start, STORED, completed(finished=None), execution_arn=None, now=T0)
     assert record["durationSeconds"] == 75
     assert record["durationSource"] == "observed"
     assert record["atlasDurationSeconds"] is None
-    assert "measured to when the end was noticed" in outcome.body(record)
+    assert "measured to when the end was noticed" in messages.body(RestoreRecord.model_validate(record))
 
 
 def test_a_timed_out_restore_has_no_duration() -> None:
     start = StartInput.from_event(start_event())
     ending = outcome.observation_timed_out(start, T0 + timedelta(hours=1))
-    record = outcome.final_record(start, STORED, ending, execution_arn=None, now=T0)
+    record = final(start, STORED, ending, execution_arn=None, now=T0)
     assert record["finalStatus"] == "TIMED_OUT"
     assert record["durationSeconds"] is None
     assert record["error"]["code"] == "DEADLINE_EXCEEDED"
@@ -182,29 +199,27 @@ def test_a_timed_out_restore_has_no_duration() -> None:
 def test_the_record_is_the_same_however_often_it_is_built() -> None:
     start = StartInput.from_event(start_event())
     ending = completed()
-    first = outcome.final_record(start, STORED, ending, execution_arn="a", now=T0)
-    again = outcome.final_record(start, STORED, ending, execution_arn="a", now=T0 + timedelta(minutes=3))
+    first = final(start, STORED, ending, execution_arn="a", now=T0)
+    again = final(start, STORED, ending, execution_arn="a", now=T0 + timedelta(minutes=3))
     assert first == again
 
 
 def test_a_record_without_the_intake_item_still_says_what_and_where() -> None:
     start = StartInput.from_event(start_event())
-    record = outcome.final_record(start, None, completed(), execution_arn=None, now=T0)
+    record = final(start, None, completed(), execution_arn=None, now=T0)
     assert record["requestedAt"] == "2026-11-01T02:00:00Z"
     assert record["requestedBy"] is None
     assert record["timeline"] == [{"status": "COMPLETED", "at": "2026-11-01T02:01:15Z"}]
 
 
-def _record(status: str, **changes: Any) -> dict[str, Any]:
+def _record(status: str, **changes: Any) -> RestoreRecord:
     record: dict[str, Any] = {
-        "restoreId": "r-1",
-        "clusterName": "orders-prod",
-        "targetDeploymentItemName": "orders-verify",
+        **STORED_ITEM,
         "finalStatus": status,
         "durationSeconds": 62,
     }
     record.update(changes)
-    return record
+    return RestoreRecord.model_validate(record)
 
 
 @pytest.mark.parametrize(
@@ -220,15 +235,15 @@ def _record(status: str, **changes: Any) -> dict[str, Any]:
         (_record("ERROR", durationSeconds=None), "Restore ERROR: orders-prod → orders-verify"),
     ],
 )
-def test_subjects_are_one_short_human_line(record: dict[str, Any], subject: str) -> None:
-    assert outcome.subject(record) == subject
+def test_subjects_are_one_short_human_line(record: RestoreRecord, subject: str) -> None:
+    assert messages.subject(record) == subject
 
 
 def test_subjects_stay_under_100_characters_and_on_one_line() -> None:
     record = _record(
         "COMPLETED", targetDeploymentItemName="x" * 64 + "\nInjected: header", clusterName="c" * 64
     )
-    text = outcome.subject(record)
+    text = messages.subject(record)
     assert len(text) < 100
     assert "\n" not in text
 
@@ -236,16 +251,16 @@ def test_subjects_stay_under_100_characters_and_on_one_line() -> None:
 def test_the_body_has_human_lines_then_the_record_as_json() -> None:
     start = StartInput.from_event(start_event())
     record = outcome.final_record(start, STORED, completed(), execution_arn="a", now=T0)
-    text = outcome.body(record)
+    text = messages.body(record)
     assert text.splitlines()[0] == "Restore COMPLETED: orders-prod → orders-verify in 65 s"
     assert "Requested:    2026-11-01T02:00:00Z by schedule (nightly-verify)" in text
     assert "Duration:     RTO 65 s; Atlas restore itself 60 s" in text
-    assert json.loads(text[text.index("\n{") + 1 :]) == record
+    assert json.loads(text[text.index("\n{") + 1 :]) == record.to_json()
 
 
 def test_the_body_warns_when_the_record_could_not_be_saved() -> None:
-    assert "could not be saved" in outcome.body(_record("COMPLETED"), record_saved=False)
-    assert "could not be saved" not in outcome.body(_record("COMPLETED"))
+    assert "could not be saved" in messages.body(_record("COMPLETED"), record_saved=False)
+    assert "could not be saved" not in messages.body(_record("COMPLETED"))
 
 
 @pytest.mark.parametrize(
@@ -258,48 +273,48 @@ def test_the_body_warns_when_the_record_could_not_be_saved() -> None:
     ],
 )
 def test_event_detail_types(status: str, detail_type: str) -> None:
-    assert outcome.detail_type(status) == detail_type
+    assert messages.detail_type(status) == detail_type
 
 
 def test_only_a_channel_marked_sent_counts_as_delivered() -> None:
-    sent = outcome.delivered("sns", T0, "m-1")
-    assert sent == {"status": "SENT", "at": "2026-11-01T02:00:00Z", "messageId": "m-1"}
-    failed = outcome.not_delivered(T0, "ConnectionError", "unreachable")
-    notification = {"sns": sent, "events": failed}
-    assert outcome.earlier_delivery(notification, "sns") == "m-1"
-    assert outcome.earlier_delivery(notification, "events") is None  # a failed attempt is sent again
-    assert outcome.earlier_delivery({}, "sns") is None
-    assert outcome.earlier_delivery(None, "events") is None
-    assert outcome.delivered("events", T0, "e-1")["eventId"] == "e-1"
+    from flexrestore.contracts import Notification
+
+    sent = notifying.delivered("sns", T0, "m-1")
+    assert sent.to_stored() == {"status": "SENT", "at": "2026-11-01T02:00:00Z", "messageId": "m-1"}
+    failed = notifying.not_delivered(T0, "ConnectionError", "unreachable")
+    notification = Notification(sns=sent, events=failed)
+    assert notifying.earlier_delivery(notification, "sns") == "m-1"
+    assert notifying.earlier_delivery(notification, "events") is None  # a failed attempt is sent again
+    assert notifying.earlier_delivery(Notification(), "sns") is None
+    assert notifying.delivered("events", T0, "e-1").event_id == "e-1"
 
 
 def test_a_break_glass_restore_says_so_with_who_and_why_first() -> None:
-    stored = {
-        **STORED,
-        "breakGlass": {
-            "principal": "arn:aws:iam::123456789012:role/oncall-dba",
-            "reason": "INC-4711: orders-verify\nholds bad data",
-        },
-    }
+    stored = RestoreRecord.model_validate(
+        {
+            **STORED_ITEM,
+            "breakGlass": {
+                "principal": "arn:aws:iam::123456789012:role/oncall-dba",
+                "reason": "INC-4711: orders-verify\nholds bad data",
+            },
+        }
+    )
     start = StartInput.from_event(start_event())
     record = outcome.final_record(start, stored, completed(), execution_arn="a", now=T0)
 
-    assert outcome.subject(record) == "BREAK-GLASS Restore COMPLETED: orders-prod → orders-verify in 65 s"
-    first, second = outcome.body(record).splitlines()[:2]
+    assert messages.subject(record) == "BREAK-GLASS Restore COMPLETED: orders-prod → orders-verify in 65 s"
+    first, second = messages.body(record).splitlines()[:2]
     assert first == (
         "BREAK-GLASS restore by arn:aws:iam::123456789012:role/oncall-dba: "
         "INC-4711: orders-verify holds bad data"
     )
-    assert second == outcome.subject(record)
+    assert second == messages.subject(record)
 
 
 def test_a_restore_without_break_glass_is_not_flagged() -> None:
     start = StartInput.from_event(start_event())
-    record = outcome.final_record(
-        start, {**STORED, "breakGlass": None}, completed(), execution_arn="a", now=T0
-    )
-    assert "BREAK-GLASS" not in outcome.subject(record)
-    assert "BREAK-GLASS" not in outcome.body(record)
-    assert outcome.break_glass_line({"breakGlass": {"principal": None, "reason": "r"}}) == (
-        "BREAK-GLASS restore by an unknown principal: r"
-    )
+    record = outcome.final_record(start, STORED, completed(), execution_arn="a", now=T0)
+    assert "BREAK-GLASS" not in messages.subject(record)
+    assert "BREAK-GLASS" not in messages.body(record)
+    unknown = _record("COMPLETED", breakGlass={"principal": None, "reason": "r"})
+    assert messages.break_glass_line(unknown) == "BREAK-GLASS restore by an unknown principal: r"

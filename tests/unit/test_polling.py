@@ -1,10 +1,13 @@
-"""The poll schedule and status rules (plain Python), and the ASL file that must mirror them."""
+"""The status rules and the first wait (plain Python), and the poll schedule of the deployed ASL file: the
+Poll task's retrier on RestoreStillRunning, read from the file and reasoned about here."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +16,50 @@ from flexrestore.domain.polling import Phase
 
 ASL = Path(__file__).resolve().parents[2] / "src/flexrestore/statemachine/restore_poll.asl.json"
 NOW = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+LONGEST_DEADLINE_SECONDS = 86400  # POLL_DEADLINE_SECONDS's upper bound (settings.py)
+
+
+def _poll_state() -> dict[str, Any]:
+    definition = json.loads(ASL.read_text(encoding="utf-8"))
+    state: dict[str, Any] = definition["States"]["Poll"]
+    return state
+
+
+def _still_running_retrier() -> dict[str, Any]:
+    retrier: dict[str, Any] = next(
+        r for r in _poll_state()["Retry"] if r["ErrorEquals"] == ["RestoreStillRunning"]
+    )
+    return retrier
+
+
+def retry_delays(max_attempts: int | None = None) -> Iterator[float]:
+    """The waits between looks, exactly as Step Functions computes them for this retrier (no jitter)."""
+    retrier = _still_running_retrier()
+    attempts = retrier["MaxAttempts"] if max_attempts is None else max_attempts
+    for attempt in range(attempts):
+        yield min(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** attempt, retrier["MaxDelaySeconds"])
+
+
+def poll_offsets(first_poll_seconds: float, horizon_seconds: float) -> list[float]:
+    """Seconds after the start of the execution at which the loop looks, up to ``horizon_seconds``."""
+    offsets = [float(first_poll_seconds)]
+    for delay in retry_delays():
+        if offsets[-1] >= horizon_seconds:
+            break
+        offsets.append(offsets[-1] + delay)
+    return offsets
+
+
+def first_look_at_or_after(first_poll_seconds: float, finished_after_seconds: float) -> float:
+    """When the loop first sees a job that finishes ``finished_after_seconds`` after the start."""
+    return next(
+        o for o in poll_offsets(first_poll_seconds, finished_after_seconds) if o >= finished_after_seconds
+    )
+
+
+def retries_needed(horizon_seconds: float, first_poll_seconds: float = 0.0) -> int:
+    """Retries the loop makes to still be looking ``horizon_seconds`` after the start."""
+    return len(poll_offsets(first_poll_seconds, horizon_seconds)) - 1
 
 
 @pytest.mark.parametrize(
@@ -57,7 +104,7 @@ def test_first_look_is_never_negative_nor_beyond_an_hour() -> None:
 
 
 def test_waits_grow_by_half_each_time_up_to_90_seconds() -> None:
-    delays = list(polling.retry_delays(max_attempts=9))
+    delays = list(retry_delays(max_attempts=9))
     assert delays == [10, 15, 22.5, 33.75, 50.625, 75.9375, 90, 90, 90]
 
 
@@ -65,9 +112,9 @@ def test_a_one_minute_restore_is_noticed_within_20_seconds_in_few_polls() -> Non
     # Atlas's simulator and observed runs: scheduled 5 s after the request, done a minute later.
     first_poll = polling.first_poll_seconds(NOW, NOW + timedelta(seconds=5))
     finished = 5 + 60
-    seen = polling.first_look_at_or_after(first_poll, finished)
+    seen = first_look_at_or_after(first_poll, finished)
     assert seen - finished <= 20
-    polls = len(polling.poll_offsets(first_poll, finished))
+    polls = len(poll_offsets(first_poll, finished))
     # Choice + Wait + Poll + Record + Notify, plus one transition per retry.
     assert 5 + (polls - 1) <= 15
 
@@ -75,36 +122,30 @@ def test_a_one_minute_restore_is_noticed_within_20_seconds_in_few_polls() -> Non
 def test_a_thirty_minute_restore_is_noticed_within_90_seconds_under_60_transitions() -> None:
     first_poll = polling.first_poll_seconds(NOW, NOW + timedelta(seconds=5))
     finished = 5 + 30 * 60
-    seen = polling.first_look_at_or_after(first_poll, finished)
+    seen = first_look_at_or_after(first_poll, finished)
     assert seen - finished <= 90
-    assert 5 + polling.retries_needed(finished, first_poll) <= 60
+    assert 5 + retries_needed(finished, first_poll) <= 60
 
 
 def test_the_deadline_is_reached_at_the_deadline_itself() -> None:
-    deadline = polling.deadline_from(NOW, 3600)
-    assert deadline == NOW + timedelta(hours=1)
+    deadline = NOW + timedelta(hours=1)
     assert not polling.deadline_passed(deadline, deadline - timedelta(seconds=1))
     assert polling.deadline_passed(deadline, deadline)
 
 
-def _poll_state() -> dict[str, object]:
-    definition = json.loads(ASL.read_text(encoding="utf-8"))
-    state: dict[str, object] = definition["States"]["Poll"]
-    return state
-
-
-def test_the_state_machine_retrier_is_the_schedule_this_module_describes() -> None:
-    still_running = next(r for r in _poll_state()["Retry"] if r["ErrorEquals"] == ["RestoreStillRunning"])  # type: ignore[attr-defined]
-    assert still_running["IntervalSeconds"] == polling.POLL_INTERVAL_SECONDS
-    assert still_running["BackoffRate"] == polling.POLL_BACKOFF_RATE
-    assert still_running["MaxDelaySeconds"] == polling.POLL_MAX_DELAY_SECONDS
-    assert still_running["MaxAttempts"] == polling.POLL_MAX_ATTEMPTS
+def test_the_state_machine_retrier_is_10_s_times_1_5_up_to_90_s_without_jitter() -> None:
+    still_running = _still_running_retrier()
+    assert still_running["IntervalSeconds"] == 10
+    assert still_running["BackoffRate"] == 1.5
+    assert still_running["MaxDelaySeconds"] == 90
+    assert still_running["MaxAttempts"] == 1000
     assert still_running.get("JitterStrategy", "NONE") == "NONE"  # bounded, deterministic latency
 
 
 def test_the_retrier_outlasts_the_longest_deadline() -> None:
-    needed = polling.retries_needed(polling.LONGEST_DEADLINE_SECONDS)
-    assert needed < polling.POLL_MAX_ATTEMPTS
+    # The deadline, checked on every poll, is what ends a restore that never finishes, never this counter.
+    needed = retries_needed(LONGEST_DEADLINE_SECONDS)
+    assert needed < _still_running_retrier()["MaxAttempts"]
 
 
 def test_the_first_wait_guard_matches_the_domain_bound() -> None:
@@ -134,4 +175,4 @@ def test_the_default_outage_tolerance_outlasts_the_longest_poll_wait_several_tim
     tolerance = Settings.model_validate({}).atlas_outage_tolerance_seconds
     assert tolerance == 600
     # At least a few looks fall inside a tolerated outage, whatever the point in the schedule.
-    assert tolerance >= 5 * polling.POLL_MAX_DELAY_SECONDS
+    assert tolerance >= 5 * _still_running_retrier()["MaxDelaySeconds"]

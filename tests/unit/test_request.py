@@ -45,7 +45,6 @@ def test_minimal_request_defaults() -> None:
         False,
     )
     assert request.source == f"{GROUP}/orders-prod"
-    assert not request.onto_source
 
 
 def test_full_request_round_trips_with_atlas_names() -> None:
@@ -74,12 +73,6 @@ def test_latest_means_newest_completed() -> None:
 )
 def test_unicode_target_names_are_accepted(target: str) -> None:
     assert parse_request({**GOOD, "targetDeploymentItemName": target}).target_deployment_item_name == target
-
-
-def test_onto_source_needs_same_project_and_name() -> None:
-    assert parse_request({**GOOD, "targetDeploymentItemName": "orders-prod"}).onto_source
-    other = {**GOOD, "targetDeploymentItemName": "orders-prod", "targetProjectId": OTHER_GROUP}
-    assert not parse_request(other).onto_source
 
 
 BAD_REQUESTS = [

@@ -1,4 +1,5 @@
-"""Schedules, alarms and recovery plans turned into restore requests; the intake's pure helpers."""
+"""Schedules, alarms and recovery plans turned into restore requests at the edge (flexrestore.triggers);
+the intake's pure helpers."""
 
 from __future__ import annotations
 
@@ -11,17 +12,14 @@ from typing import Any
 import pytest
 
 from flexrestore.domain.intake import first_poll_within_deadline, idempotency_key, restore_id_for
-from flexrestore.domain.request import InvalidRequest, parse_request
-from flexrestore.domain.triggers import (
+from flexrestore.domain.recovery import AlarmIgnored, RecoveryPlanError, load_recovery_plans
+from flexrestore.domain.request import InvalidRequest, TriggeredRestore, parse_request
+from flexrestore.triggers import kind_of
+from flexrestore.triggers.eventbridge import (
     MAX_SCHEDULED_RESTORES,
-    AlarmIgnored,
-    RecoveryPlanError,
     ScheduledRestores,
-    TriggeredRestore,
-    event_kind,
-    load_recovery_plans,
-    parse_alarm_event,
-    parse_scheduled_event,
+    parse_alarm,
+    parse_schedule,
 )
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -35,16 +33,16 @@ def event(name: str) -> dict[str, Any]:
 
 
 def test_event_kinds_of_the_samples() -> None:
-    assert event_kind(event("api-post-restore.json")) == "api"
-    assert event_kind(event("api-get-restore.json")) == "api"
-    assert event_kind(event("schedule-nightly-verify.json")) == "schedule"
-    assert event_kind(event("alarm-into-alarm.json")) == "alarm"
-    assert event_kind({"detail-type": "Something Else"}) == "unknown"
-    assert event_kind([]) == "unknown"
+    assert kind_of(event("api-post-restore.json")) == "api"
+    assert kind_of(event("api-get-restore.json")) == "api"
+    assert kind_of(event("schedule-nightly-verify.json")) == "schedule"
+    assert kind_of(event("alarm-into-alarm.json")) == "alarm"
+    assert kind_of({"detail-type": "Something Else"}) == "unknown"
+    assert kind_of([]) == "unknown"
 
 
 def test_scheduled_event_carries_request_and_schedule_name() -> None:
-    triggered = parse_scheduled_event(event("schedule-nightly-verify.json"))
+    triggered = parse_schedule(event("schedule-nightly-verify.json"))
     assert triggered.request.cluster_name == "orders-prod"
     assert triggered.request.target_deployment_item_name == "orders-verify"
     assert triggered.request.explicit_snapshot_id is None
@@ -75,7 +73,7 @@ def test_bad_scheduled_events_name_the_field(change: Any, field: str) -> None:
     sample = copy.deepcopy(event("schedule-nightly-verify.json"))
     change(sample)
     with pytest.raises(InvalidRequest) as caught:
-        parse_scheduled_event(sample)
+        parse_schedule(sample)
     assert field in [e["field"] for e in caught.value.errors]
 
 
@@ -89,14 +87,14 @@ def listed(*requests: Any) -> dict[str, Any]:
 
 
 def test_a_single_request_object_is_still_one_restore() -> None:
-    parsed = parse_scheduled_event(event("schedule-nightly-verify.json"))
+    parsed = parse_schedule(event("schedule-nightly-verify.json"))
     assert isinstance(parsed, TriggeredRestore)
     assert parsed.request.cluster_name == "orders-prod"
 
 
 def test_a_list_sample_asks_for_each_restore_in_order() -> None:
     sample = event("schedule-nightly-verify-list.json")
-    parsed = parse_scheduled_event(sample)
+    parsed = parse_schedule(sample)
 
     assert isinstance(parsed, ScheduledRestores)
     assert (parsed.schedule, parsed.event_id) == ("nightly-verify-all", sample["id"])
@@ -111,26 +109,26 @@ def test_a_list_sample_asks_for_each_restore_in_order() -> None:
 
 
 def test_a_list_of_one_is_a_list() -> None:
-    parsed = parse_scheduled_event(listed(PLAN))
+    parsed = parse_schedule(listed(PLAN))
     assert isinstance(parsed, ScheduledRestores) and len(parsed.valid) == 1
 
 
 def test_a_list_of_the_most_restores_is_accepted() -> None:
-    parsed = parse_scheduled_event(listed(*[PLAN] * MAX_SCHEDULED_RESTORES))
+    parsed = parse_schedule(listed(*[PLAN] * MAX_SCHEDULED_RESTORES))
     assert isinstance(parsed, ScheduledRestores) and len(parsed.valid) == MAX_SCHEDULED_RESTORES == 10
 
 
 @pytest.mark.parametrize("size", [0, MAX_SCHEDULED_RESTORES + 1])
 def test_an_empty_or_too_long_list_refuses_the_whole_event(size: int) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        parse_scheduled_event(listed(*[PLAN] * size))
+        parse_schedule(listed(*[PLAN] * size))
     (problem,) = caught.value.errors
     assert problem["field"] == "detail.request"
     assert "a list of 1 to 10" in problem["message"] and f"got a list of {size}" in problem["message"]
 
 
 def test_a_bad_element_is_named_by_its_index_and_the_others_stand() -> None:
-    parsed = parse_scheduled_event(
+    parsed = parse_schedule(
         listed(PLAN, {**PLAN, "clusterName": "orders prod", "priority": "high"}, "orders-prod", PLAN)
     )
 
@@ -147,13 +145,13 @@ def test_a_bad_schedule_name_refuses_a_list_too() -> None:
     sample = listed(PLAN)
     sample["detail"]["schedule"] = "no spaces allowed"
     with pytest.raises(InvalidRequest) as caught:
-        parse_scheduled_event(sample)
+        parse_schedule(sample)
     assert [e["field"] for e in caught.value.errors] == ["detail.schedule"]
 
 
 def test_alarm_into_alarm_starts_its_plan() -> None:
     plans = load_recovery_plans(json.dumps({"orders-prod-data-loss": PLAN}))
-    triggered = parse_alarm_event(event("alarm-into-alarm.json"), plans)
+    triggered = parse_alarm(event("alarm-into-alarm.json"), plans)
     assert isinstance(triggered, TriggeredRestore)
     assert triggered.request.target_deployment_item_name == "orders-dr"
     assert triggered.request.reason == "recovery plan of CloudWatch alarm 'orders-prod-data-loss'"
@@ -163,14 +161,14 @@ def test_alarm_into_alarm_starts_its_plan() -> None:
 
 def test_plan_reason_is_kept() -> None:
     plans = load_recovery_plans(json.dumps({"orders-prod-data-loss": {**PLAN, "reason": "runbook 7"}}))
-    triggered = parse_alarm_event(event("alarm-into-alarm.json"), plans)
+    triggered = parse_alarm(event("alarm-into-alarm.json"), plans)
     assert isinstance(triggered, TriggeredRestore)
     assert triggered.request.reason == "runbook 7"
 
 
 def test_alarm_into_ok_creates_nothing() -> None:
     plans = load_recovery_plans(json.dumps({"orders-prod-data-loss": PLAN}))
-    ignored = parse_alarm_event(event("alarm-into-ok.json"), plans)
+    ignored = parse_alarm(event("alarm-into-ok.json"), plans)
     assert isinstance(ignored, AlarmIgnored)
     assert ignored.reason == "not-into-alarm"
     assert "from ALARM to OK" in ignored.message
@@ -184,12 +182,12 @@ def test_only_a_change_into_alarm_acts(previous: str, state: str) -> None:
     sample["detail"]["previousState"]["value"] = previous
     sample["detail"]["state"]["value"] = state
     plans = load_recovery_plans(json.dumps({"orders-prod-data-loss": PLAN}))
-    decision = parse_alarm_event(sample, plans)
+    decision = parse_alarm(sample, plans)
     assert isinstance(decision, AlarmIgnored) and decision.reason == "not-into-alarm"
 
 
 def test_alarm_without_plan_creates_nothing() -> None:
-    ignored = parse_alarm_event(event("alarm-into-alarm.json"), {})
+    ignored = parse_alarm(event("alarm-into-alarm.json"), {})
     assert isinstance(ignored, AlarmIgnored)
     assert ignored.reason == "no-plan" and "orders-prod-data-loss" in ignored.message
 
@@ -198,7 +196,7 @@ def test_alarm_name_with_bidi_override_is_refused() -> None:
     sample = copy.deepcopy(event("alarm-into-alarm.json"))
     sample["detail"]["alarmName"] = "orders\u202e"
     with pytest.raises(InvalidRequest) as caught:
-        parse_alarm_event(sample, {})
+        parse_alarm(sample, {})
     assert caught.value.errors[0]["field"] == "detail.alarmName"
 
 

@@ -1,6 +1,6 @@
 """Atlas credentials and the per-container OAuth token cache.
 
-Two credential kinds, chosen by the shape of the secret (see DESIGN):
+Two credential kinds, chosen by the shape of the secret (docs/contracts.md, "Configuration"):
 
 * service account ``{"clientId", "clientSecret"}``: OAuth 2.0 client credentials. Atlas allows 100 live
   tokens per service account and about 10 token requests a minute, so a token is fetched once and shared

@@ -10,6 +10,7 @@ bug this product can have.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -43,6 +44,7 @@ from flexrestore.atlas.retry import (
     parse_retry_after,
     retry_after_jitter,
 )
+from flexrestore.domain.jobs import adoptable_job, same_restore, scheduled_key
 
 __all__ = ["AtlasClient", "Credentials"]
 
@@ -55,14 +57,11 @@ API_PREFIX = "/api/atlas/v2"
 TOKEN_PATH = "/api/oauth/token"
 USER_AGENT = "flexrestore/0.1 (atlas-flex-restore)"
 
-# How far before the create attempt a job's restoreScheduledDate may lie and still count as "made by that
-# attempt": covers clock skew between Lambda and Atlas (Atlas schedules a restore a few seconds after the
-# create, so a job made by the attempt normally lies after it).
-ADOPTION_TOLERANCE_SECONDS = 120.0
 # A broken server that always says "more" must not make a list loop forever.
 MAX_PAGES = 1000
 
 T = TypeVar("T")
+P = ParamSpec("P")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -72,6 +71,21 @@ class _TransportFailure(AtlasUnavailable):
     def __init__(self, message: str, *, request_sent: bool) -> None:
         super().__init__(message, retryable=True)
         self.request_sent = request_sent
+
+
+def _public_errors(operation: Callable[P, T]) -> Callable[P, T]:
+    """Only the domain's public error classes leave the client: the state machine's retriers match on the
+    class name (``AtlasUnavailable``), so the private transport subclass must not escape."""
+
+    @functools.wraps(operation)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return operation(*args, **kwargs)
+        except _TransportFailure as failure:
+            public = AtlasUnavailable(failure.message, retryable=True)
+            raise public from failure.__cause__
+
+    return call
 
 
 def _may_have_reached_atlas(error: AtlasError) -> bool:
@@ -161,31 +175,43 @@ class AtlasClient:
 
     # ---------------------------------------------------------------------------------------- operations
 
+    @_public_errors
     def get_flex_cluster(self, group_id: str, name: str) -> FlexCluster:
         return self._call("GET", self._cluster_path(group_id, name), parse=self._model(FlexCluster))
 
+    @_public_errors
     def list_snapshots(self, group_id: str, name: str) -> list[Snapshot]:
         return self._list_all(self._cluster_path(group_id, name) + "/backup/snapshots", Snapshot)
 
+    @_public_errors
     def get_snapshot(self, group_id: str, name: str, snapshot_id: str) -> Snapshot:
         path = self._cluster_path(group_id, name) + f"/backup/snapshots/{quote(snapshot_id, safe='')}"
         return self._call("GET", path, parse=self._model(Snapshot))
 
+    @_public_errors
     def get_restore_job(self, group_id: str, name: str, job_id: str) -> RestoreJob:
         path = self._cluster_path(group_id, name) + f"/backup/restoreJobs/{quote(job_id, safe='')}"
         return self._call("GET", path, parse=self._model(RestoreJob))
 
+    @_public_errors
     def list_restore_jobs(self, group_id: str, name: str) -> list[RestoreJob]:
         return self._list_all(self._cluster_path(group_id, name) + "/backup/restoreJobs", RestoreJob)
 
+    @_public_errors
     def find_restore_job(
         self, group_id: str, name: str, *, snapshot_id: str, target_name: str, target_project_id: str
     ) -> RestoreJob | None:
         """The newest restore job of this cluster for that snapshot and target, or ``None``."""
         jobs = self.list_restore_jobs(group_id, name)
-        matches = [job for job in jobs if _same_restore(job, snapshot_id, target_name, target_project_id)]
-        return max(matches, key=_scheduled_key, default=None)
+        target = {
+            "snapshot_id": snapshot_id,
+            "target_name": target_name,
+            "target_project_id": target_project_id,
+        }
+        matches = [job for job in jobs if same_restore(job, **target)]
+        return max(matches, key=scheduled_key, default=None)
 
+    @_public_errors
     def create_restore_job(
         self, group_id: str, name: str, *, snapshot_id: str, target_name: str, target_project_id: str
     ) -> RestoreJob:
@@ -283,12 +309,7 @@ class AtlasClient:
         since: float,
         deadline: float,
     ) -> RestoreJob | None:
-        """A job for ``target`` that an earlier, unanswered create may have made.
-
-        Adopts a job for the same snapshot + target name + target project that is still running (whoever
-        made it, a second restore into that target must not start) or was scheduled at/after the attempt
-        (minus a tolerance for clock skew). Newest first.
-        """
+        """A job for ``target`` that an earlier, unanswered create may have made (domain/jobs.py's rule)."""
         snapshot_id, target_name, target_project_id = target
         try:
             jobs = self._list_all(
@@ -305,17 +326,13 @@ class AtlasClient:
                 retryable=False,
                 retry_after=error.retry_after,
             ) from error
-        cutoff = datetime.fromtimestamp(since - ADOPTION_TOLERANCE_SECONDS, tz=UTC)
-        candidates = [
-            job
-            for job in jobs
-            if _same_restore(job, snapshot_id, target_name, target_project_id)
-            and (
-                not job.is_terminal
-                or (job.restore_scheduled_date is not None and _aware(job.restore_scheduled_date) >= cutoff)
-            )
-        ]
-        adopted = max(candidates, key=_scheduled_key, default=None)
+        adopted = adoptable_job(
+            jobs,
+            snapshot_id=snapshot_id,
+            target_name=target_name,
+            target_project_id=target_project_id,
+            attempted_at=datetime.fromtimestamp(since, tz=UTC),
+        )
         if adopted is not None:
             logger.info(
                 "adopted restore job %s (status %s) made by an earlier unanswered create for %s",
@@ -651,22 +668,3 @@ def _gave_up(error: AtlasError, why: str) -> AtlasError:
     error.message = message
     error.args = (message,)
     return error
-
-
-def _same_restore(job: RestoreJob, snapshot_id: str, target_name: str, target_project_id: str) -> bool:
-    return (
-        job.snapshot_id == snapshot_id
-        and job.target_deployment_item_name == target_name
-        and job.target_project_id in (target_project_id, None)
-        and job.delivery_type in ("RESTORE", None)
-    )
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _scheduled_key(job: RestoreJob) -> datetime:
-    if job.restore_scheduled_date is None:
-        return datetime.min.replace(tzinfo=UTC)
-    return _aware(job.restore_scheduled_date)

@@ -1,83 +1,37 @@
-"""Typed errors of the Atlas adapter.
-
-Every error carries what a caller needs to decide what to do next (HTTP status, Atlas ``errorCode``,
-``detail``, whether retrying can help, and how long Atlas asked us to wait) and nothing more: no header, no
-token, no credential value ever reaches a message.
-"""
+"""Atlas's answers turned into the domain's error types (flexrestore.domain.errors, re-exported here):
+the HTTP status picks the class, the ``ApiError`` body gives ``errorCode`` and ``detail``."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from flexrestore.domain.errors import (
+    AtlasAuthError,
+    AtlasBadRequest,
+    AtlasBadResponse,
+    AtlasConflict,
+    AtlasCredentialsError,
+    AtlasError,
+    AtlasNotFound,
+    AtlasRateLimited,
+    AtlasUnavailable,
+)
 
-class AtlasError(Exception):
-    """Base class: any failure talking to Atlas."""
-
-    default_retryable = False
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        error_code: str | None = None,
-        detail: str | None = None,
-        retryable: bool | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.error_code = error_code
-        self.detail = detail
-        self.retryable = self.default_retryable if retryable is None else retryable
-        self.retry_after = retry_after
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(status={self.status!r}, error_code={self.error_code!r}, "
-            f"retryable={self.retryable!r}, retry_after={self.retry_after!r}, message={self.message!r})"
-        )
-
-
-class AtlasBadRequest(AtlasError):
-    """400: Atlas refused the request (e.g. ``CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API``)."""
-
-
-class AtlasAuthError(AtlasError):
-    """401/403: the credentials were refused or lack the role."""
-
-
-class AtlasNotFound(AtlasError):
-    """404: Atlas does not know the project, cluster, snapshot or restore job."""
-
-
-class AtlasConflict(AtlasError):
-    """409: the resource is in a state that forbids the operation."""
-
-
-class AtlasRateLimited(AtlasError):
-    """429: a rate-limit bucket is empty; ``retry_after`` says when to come back (if Atlas said)."""
-
-    default_retryable = True
-
-
-class AtlasUnavailable(AtlasError):
-    """5xx, timeouts and connection errors: Atlas could not answer."""
-
-    default_retryable = True
-
-
-class AtlasBadResponse(AtlasError):
-    """Atlas answered 2xx with a body that is not JSON or not the documented shape."""
-
-
-class AtlasCredentialsError(AtlasError):
-    """The credentials secret is missing or malformed. Names the secret id, never a value."""
+__all__ = [
+    "AtlasAuthError",
+    "AtlasBadRequest",
+    "AtlasBadResponse",
+    "AtlasConflict",
+    "AtlasCredentialsError",
+    "AtlasError",
+    "AtlasNotFound",
+    "AtlasRateLimited",
+    "AtlasUnavailable",
+    "error_class_for",
+    "error_from_response",
+    "parse_error_body",
+]
 
 
 _BY_STATUS: dict[int, type[AtlasError]] = {

@@ -9,36 +9,35 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 from flexrestore.aws.clients import client
+from flexrestore.aws.codec import error_code
+from flexrestore.contracts import ExecutionInput
 
 logger = logging.getLogger("flexrestore.executions")
 
 
 class Executions:
     def __init__(self, state_machine_arn: str) -> None:
-        self.state_machine_arn = state_machine_arn
+        self.machine_arn = state_machine_arn
 
     def execution_arn(self, name: str) -> str:
         # arn:aws:states:<region>:<account>:stateMachine:<machine> → ...:execution:<machine>:<name>
-        prefix, _, machine = self.state_machine_arn.rpartition(":stateMachine:")
+        prefix, _, machine = self.machine_arn.rpartition(":stateMachine:")
         return f"{prefix}:execution:{machine}:{name}"
 
-    def start(self, name: str, execution_input: Mapping[str, Any]) -> str:
+    def start_execution(self, name: str, execution_input: ExecutionInput) -> str:
         """Start the execution ``name`` (or find the one a crashed attempt started); its ARN."""
         sfn = client("stepfunctions")
         try:
             answer = sfn.start_execution(
-                stateMachineArn=self.state_machine_arn,
+                stateMachineArn=self.machine_arn,
                 name=name,
-                input=json.dumps(execution_input, separators=(",", ":"), ensure_ascii=False),
+                input=json.dumps(execution_input.to_json(), separators=(",", ":"), ensure_ascii=False),
             )
             return str(answer["executionArn"])
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-            if code != "ExecutionAlreadyExists":
+            if error_code(exc) != "ExecutionAlreadyExists":
                 raise
         arn = self.execution_arn(name)
         existing = sfn.describe_execution(executionArn=arn)

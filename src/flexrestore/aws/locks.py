@@ -14,15 +14,16 @@ it to clean up leases that nobody released.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flexrestore import clock
 from flexrestore.aws.clients import client
+from flexrestore.aws.codec import condition_failed
+from flexrestore.aws.store import translated
+from flexrestore.domain.errors import TargetBusy
+from flexrestore.domain.ports import LockHolder
 
-if TYPE_CHECKING:
-    from flexrestore.domain.guards import Verdict
+__all__ = ["LOCK_KIND", "LockHolder", "TargetBusy", "TargetLocks", "lock_id_for"]
 
 LOCK_KIND = "lock"
 _ACQUIRE_ATTEMPTS = 3  # a holder that releases between our write and our read just means: try again
@@ -31,32 +32,6 @@ _ACQUIRE_ATTEMPTS = 3  # a holder that releases between our write and our read j
 def lock_id_for(target_project_id: str, target_name: str) -> str:
     """The lock item's key for one target (Atlas names a target by project and name)."""
     return f"lock#{target_project_id}#{target_name}"
-
-
-class TargetBusy(Exception):
-    """Another restore holds the target's lock: the request gets 409 naming that restore."""
-
-    def __init__(self, running_restore_id: str, lock_id: str, expires_at: int | None) -> None:
-        self.running_restore_id = running_restore_id
-        self.lock_id = lock_id
-        self.expires_at = expires_at
-        super().__init__(
-            f"restore {running_restore_id} is already running into this target ({lock_id}); "
-            f"its lock expires at {_iso(expires_at) if expires_at is not None else 'an unknown time'}"
-        )
-
-    def verdict(self) -> Verdict:
-        """The refusal the intake answers with (status 409, reason ``target-locked``)."""
-        from flexrestore.domain.guards import target_lock_verdict
-
-        return target_lock_verdict(self.lock_id, self.running_restore_id, self.expires_at)
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    restore_id: str
-    lock_id: str
-    expires_at: int
 
 
 class TargetLocks:
@@ -96,20 +71,23 @@ class TargetLocks:
                 "expiresAt": {"N": str(math.ceil(at + lease_seconds))},
             }
             try:
-                client("dynamodb").put_item(
-                    TableName=self.table_name,
-                    Item=item,
-                    # Free, already ours (a retry), or the holder's lease ran out (its loop crashed).
-                    ConditionExpression="attribute_not_exists(id) OR restoreId = :rid OR expiresAt < :now",
-                    ExpressionAttributeValues={
-                        ":rid": {"S": restore_id},
-                        ":now": {"N": str(math.floor(at))},
-                    },
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
+                with translated():
+                    client("dynamodb").put_item(
+                        TableName=self.table_name,
+                        Item=item,
+                        # Free, already ours (a retry), or the holder's lease ran out (its loop crashed).
+                        ConditionExpression=(
+                            "attribute_not_exists(id) OR restoreId = :rid OR expiresAt < :now"
+                        ),
+                        ExpressionAttributeValues={
+                            ":rid": {"S": restore_id},
+                            ":now": {"N": str(math.floor(at))},
+                        },
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    )
                 return lock_id
             except Exception as exc:
-                if not _is_condition_failure(exc):
+                if not condition_failed(exc):
                     raise
                 holder = _holder_from(exc, lock_id) or self._read_holder(lock_id)
                 if holder is not None:
@@ -132,7 +110,7 @@ class TargetLocks:
             )
             return True
         except Exception as exc:
-            if _is_condition_failure(exc):
+            if condition_failed(exc):
                 return False
             raise
 
@@ -147,18 +125,11 @@ class TargetLocks:
         return holder
 
     def _read_holder(self, lock_id: str) -> LockHolder | None:
-        answer = client("dynamodb").get_item(
-            TableName=self.table_name, Key={"id": {"S": lock_id}}, ConsistentRead=True
-        )
+        with translated():
+            answer = client("dynamodb").get_item(
+                TableName=self.table_name, Key={"id": {"S": lock_id}}, ConsistentRead=True
+            )
         return _parse_holder(answer.get("Item"), lock_id)
-
-
-def _is_condition_failure(exc: Exception) -> bool:
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return False
-    code: object = response.get("Error", {}).get("Code")
-    return code == "ConditionalCheckFailedException"
 
 
 def _holder_from(exc: Exception, lock_id: str) -> LockHolder | None:
@@ -179,4 +150,4 @@ def _parse_holder(item: dict[str, Any] | None, lock_id: str) -> LockHolder | Non
 
 
 def _iso(epoch: float) -> str:
-    return clock.isoformat(datetime.fromtimestamp(epoch, tz=UTC))
+    return clock.isoformat(clock.from_epoch(epoch))

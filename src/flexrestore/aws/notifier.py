@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from flexrestore.aws.clients import client
-from flexrestore.domain.outcome import EVENT_SOURCE
+from flexrestore.domain.messages import EVENT_SOURCE
 
 
 class OutcomeEventRejected(RuntimeError):
@@ -22,7 +23,7 @@ class Notifier:
         answer = client("sns").publish(TopicArn=self.topic_arn, Subject=subject, Message=message)
         return str(answer.get("MessageId", ""))
 
-    def put_outcome_event(self, detail_type: str, detail: dict[str, Any]) -> str:
+    def put_outcome_event(self, detail_type: str, detail: Mapping[str, Any]) -> str:
         answer = client("events").put_events(
             Entries=[
                 {

@@ -59,10 +59,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
+from flexrestore.clock import from_epoch, isoformat
 from flexrestore.settings import Settings, SettingsError
 
 # Reason codes (also the `reason` dimension of the RestoreRefused metric).
@@ -606,4 +606,4 @@ def _principal_matches(pattern: str, caller: str) -> bool:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return isoformat(from_epoch(epoch))

@@ -1,9 +1,8 @@
 """The intake flow, the same for every trigger: resolve the snapshot, run the target guards, then (exactly
 once) lock the target, record the restore, create the Atlas job and start the poll loop.
 
-Plain Python over ports: the Atlas client, the restore records, the target locks, the executions, the
-refusal audit, the metrics and an ``exactly_once`` runner (powertools idempotency in the handler) are all
-passed in, so this module knows no AWS and no HTTP.
+Plain Python over the ports of domain/ports.py (Atlas, restore records, target locks, executions,
+notifications, metrics, and an ``exactly_once`` runner): this module knows no AWS and no HTTP.
 
 Status codes of the answers (the HTTP API sends them; schedules and alarms log and count them):
 
@@ -32,9 +31,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from flexrestore.atlas.errors import (
+from flexrestore.clock import isoformat
+from flexrestore.contracts import BreakGlass, ExecutionInput, RefusalRecord, RequestedBy, RestoreRecord
+from flexrestore.domain import notifying, polling
+from flexrestore.domain.errors import (
     AtlasAuthError,
     AtlasBadRequest,
     AtlasConflict,
@@ -43,23 +45,41 @@ from flexrestore.atlas.errors import (
     AtlasNotFound,
     AtlasRateLimited,
     AtlasUnavailable,
+    DependencyUnavailable,
+    IdempotencyKeyReused,
+    RequestInProgress,
+    ServiceMisconfigured,
+    TargetBusy,
 )
-from flexrestore.domain import polling
+from flexrestore.domain.guards import (
+    GuardConfig,
+    TargetFacts,
+    Verdict,
+    break_glass_used,
+    check_target,
+    first_refusal,
+    target_lock_verdict,
+)
+from flexrestore.domain.jobs import adoptable_job
+from flexrestore.domain.outcome import count_ending
+from flexrestore.domain.ports import (
+    Atlas,
+    ExactlyOnce,
+    Executions,
+    IntakeRecords,
+    JobInfo,
+    Locks,
+    Metrics,
+    Notifier,
+    SnapshotInfo,
+)
 from flexrestore.domain.request import CLUSTER_NAME_PATTERN, RestoreRequest
 from flexrestore.domain.snapshots import SnapshotRefused, check_snapshot, choose_snapshot
-from flexrestore.domain.triggers import RequestedBy
-
-if TYPE_CHECKING:
-    from flexrestore.atlas.client import AtlasClient
-    from flexrestore.atlas.models import RestoreJob, Snapshot
-    from flexrestore.domain.guards import GuardConfig, TargetFacts, Verdict
 
 logger = logging.getLogger("flexrestore.intake")
 
 NOT_FLEX = "CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API"
-# A job an earlier (crashed) attempt made can carry a restoreScheduledDate a little before the record's
-# requestedAt when clocks disagree.
-ADOPTION_TOLERANCE = timedelta(minutes=5)
+IN_PROGRESS_RETRY_AFTER = 5  # seconds: a duplicate in flight usually answers within that
 _RESTORE_ID_NAMESPACE = uuid.UUID("6f0c1d2e-8a41-4d5b-9a5e-3c1f7e2b9d40")
 _MAX_GENERATIONS = 1000
 
@@ -99,6 +119,40 @@ class IntakeError(Exception):
 def misconfigured(problem: Exception) -> IntakeError:
     """A setting or the credentials secret is missing or malformed: a fault, named, never a value."""
     return IntakeError(500, "SERVICE_MISCONFIGURED", f"service misconfigured: {problem}", refusal=False)
+
+
+def unavailable(problem: DependencyUnavailable) -> IntakeError:
+    """An AWS dependency is throttling or failing for now: 503 with when to come back."""
+    return IntakeError(503, problem.code, problem.message, refusal=False, retry_after=problem.retry_after)
+
+
+def as_intake_error(exc: Exception) -> IntakeError | None:
+    """The answer for an error the flow or its adapters raised, or None if it is a surprise (a bug)."""
+    if isinstance(exc, IntakeError):
+        return exc
+    if isinstance(exc, ServiceMisconfigured):
+        return misconfigured(exc)
+    if isinstance(exc, DependencyUnavailable):
+        return unavailable(exc)
+    if isinstance(exc, AtlasError):
+        return from_atlas(exc, "the request")
+    if isinstance(exc, RequestInProgress):
+        return IntakeError(
+            409,
+            "REQUEST_IN_PROGRESS",
+            "the same request is already being handled; retry later to get its answer",
+            refusal=False,
+            retry_after=IN_PROGRESS_RETRY_AFTER,
+        )
+    if isinstance(exc, IdempotencyKeyReused):
+        return IntakeError(
+            422,
+            "IDEMPOTENCY_KEY_REUSED",
+            "this Idempotency-Key was already used with a different request; use a new key",
+            refusal=True,
+            errors=[{"field": "Idempotency-Key", "message": "was used before with a different body"}],
+        )
+    return None
 
 
 def from_atlas(exc: AtlasError, what: str) -> IntakeError:
@@ -197,42 +251,7 @@ def first_poll_within_deadline(now: datetime, scheduled: datetime | None, *, dea
     return min(polling.first_poll_seconds(now, scheduled), deadline_seconds)
 
 
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- ports ------------------------------------------------------------------------------------------
-
-
-class Records(Protocol):
-    def get(self, restore_id: str) -> dict[str, Any] | None: ...
-    def create(self, record: dict[str, Any]) -> None: ...
-    def mark_job_created(self, restore_id: str, *, restore_job_id: str, status: str, at: str) -> None: ...
-    def set_execution(self, restore_id: str, execution_arn: str) -> None: ...
-    def mark_create_failed(self, restore_id: str, *, code: str, message: str, at: str) -> None: ...
-
-
-class Locks(Protocol):
-    """One lease per target (project id, target name); aws/locks.py's TargetLocks."""
-
-    def acquire(self, project_id: str, target: str, /, *, restore_id: str, lease_seconds: int) -> str: ...
-    def release(self, lock_id: str, restore_id: str) -> bool: ...
-    def holder(self, project_id: str, target: str, /) -> Any: ...
-
-
-class Executions(Protocol):
-    def start(self, name: str, execution_input: Mapping[str, Any]) -> str: ...
-
-
-class Refusals(Protocol):
-    def __call__(
-        self, *, requested_by: RequestedBy, request: RestoreRequest, verdict: Mapping[str, Any], at: str
-    ) -> str: ...
-
-
-NotifyEnded = Callable[[dict[str, Any]], None]  # a restore that ended inside the intake (create failed)
-ExactlyOnce = Callable[[str, Mapping[str, Any], Callable[[], dict[str, Any]]], dict[str, Any]]
-Count = Callable[[str, str, str], None]  # (metric name, dimension name, dimension value)
+# --- the flow ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -244,23 +263,22 @@ class IntakeConfig:
 
 @dataclass
 class Evaluation:
-    snapshot: Snapshot
+    snapshot: SnapshotInfo
     facts: TargetFacts
     verdicts: list[Verdict] = field(default_factory=list)
 
 
 @dataclass
 class Intake:
-    atlas: Callable[[], AtlasClient]
-    records: Records
+    atlas: Callable[[], Atlas]
+    records: IntakeRecords
     locks: Locks
     executions: Executions
-    refusals: Refusals
     exactly_once: ExactlyOnce
-    count: Count
+    metrics: Metrics
     config: IntakeConfig
     now: Callable[[], datetime]
-    notify_ended: NotifyEnded | None = None
+    notifier: Notifier | None = None  # tells a restore that ended in the intake (its create failed)
 
     def submit(
         self, request: RestoreRequest, requested_by: RequestedBy, key: str
@@ -278,8 +296,6 @@ class Intake:
     # --- dry run ------------------------------------------------------------------------------------
 
     def dry_run(self, request: RestoreRequest, requested_by: RequestedBy) -> dict[str, Any]:
-        from flexrestore.domain.guards import first_refusal, target_lock_verdict
-
         evaluation = self._evaluate(request, requested_by)
         holder = self.locks.holder(request.target_project_id, request.target_deployment_item_name)
         lock = (
@@ -303,7 +319,7 @@ class Intake:
                 "groupId": request.group_id,
                 "clusterName": request.cluster_name,
                 "snapshotId": snapshot.id,
-                "snapshotFinishedAt": iso(snapshot.finish_time) if snapshot.finish_time else None,
+                "snapshotFinishedAt": isoformat(snapshot.finish_time) if snapshot.finish_time else None,
                 "snapshotMongoDBVersion": snapshot.mongodb_version,
                 "targetDeploymentItemName": request.target_deployment_item_name,
                 "targetProjectId": request.target_project_id,
@@ -315,8 +331,6 @@ class Intake:
     # --- the checks before anything is created -------------------------------------------------------
 
     def _evaluate(self, request: RestoreRequest, requested_by: RequestedBy) -> Evaluation:
-        from flexrestore.domain.guards import check_target
-
         atlas = self.atlas()
         snapshot = self._snapshot(atlas, request, requested_by)
         facts = self._target_facts(atlas, request)
@@ -325,7 +339,7 @@ class Intake:
         )
         return Evaluation(snapshot=snapshot, facts=facts, verdicts=verdicts)
 
-    def _snapshot(self, atlas: AtlasClient, request: RestoreRequest, requested_by: RequestedBy) -> Snapshot:
+    def _snapshot(self, atlas: Atlas, request: RestoreRequest, requested_by: RequestedBy) -> SnapshotInfo:
         source = f"cluster {request.cluster_name!r} in project {request.group_id}"
         explicit = request.explicit_snapshot_id
         try:
@@ -355,9 +369,7 @@ class Intake:
                 refused.status, refused.code, refused.message, refusal=True, extra={"field": "snapshotId"}
             ) from None
 
-    def _target_facts(self, atlas: AtlasClient, request: RestoreRequest) -> TargetFacts:
-        from flexrestore.domain.guards import TargetFacts
-
+    def _target_facts(self, atlas: Atlas, request: RestoreRequest) -> TargetFacts:
         if not re.fullmatch(CLUSTER_NAME_PATTERN, request.target_deployment_item_name):
             # Atlas allows Unicode target names, but a flex cluster's name is ^[a-zA-Z0-9][a-zA-Z0-9-]*$:
             # no flex cluster can have this name, and asking the flex API for it would break its spec.
@@ -398,13 +410,24 @@ class Intake:
             message,
             extra={"refusalReason": reason, "trigger": requested_by.trigger},
         )
-        self.count("RestoreRefused", "reason", reason)
+        self.metrics.count("RestoreRefused", "reason", reason)
         try:
-            self.refusals(
-                requested_by=requested_by,
-                request=request,
-                verdict={"guard": guard, "reason": reason, "status": status, "message": message},
-                at=iso(self.now()),
+            self.records.record_refusal(
+                RefusalRecord(
+                    id=f"refusal#{uuid.uuid4().hex}",
+                    requested_at=self.now(),
+                    requested_by=requested_by,
+                    request=request.to_wire(),
+                    group_id=request.group_id,
+                    cluster_name=request.cluster_name,
+                    target_deployment_item_name=request.target_deployment_item_name,
+                    target_project_id=request.target_project_id,
+                    break_glass=request.break_glass,
+                    guard=guard,
+                    reason=reason,
+                    status=status,
+                    message=message,
+                )
             )
         except Exception:  # the refusal stands even if its audit write fails; the log line above keeps it
             logger.exception("could not write the refusal audit record")
@@ -426,9 +449,6 @@ class Intake:
     # --- exactly once ----------------------------------------------------------------------------------
 
     def _create(self, request: RestoreRequest, requested_by: RequestedBy, key: str) -> dict[str, Any]:
-        from flexrestore.aws.locks import TargetBusy
-        from flexrestore.domain.guards import break_glass_used, first_refusal
-
         evaluation = self._evaluate(request, requested_by)
         refusal = first_refusal(evaluation.verdicts)
         if refusal is not None:
@@ -443,24 +463,23 @@ class Intake:
                 lease_seconds=self.config.guards.lock_lease_seconds,
             )
         except TargetBusy as busy:
-            raise self._refused_by(request, requested_by, busy.verdict()) from None
+            verdict = target_lock_verdict(busy.lock_id, busy.running_restore_id, busy.expires_at)
+            raise self._refused_by(request, requested_by, verdict) from None
 
         snapshot = evaluation.snapshot
         resumed = existing is not None
         if existing is None:
-            now = self.now()
-            break_glass = (
-                {"reason": request.reason, "principal": requested_by.caller}
-                if break_glass_used(evaluation.verdicts)
-                else None
-            )
             existing = new_record(
                 restore_id,
                 request,
                 requested_by,
                 snapshot_id=snapshot.id,
-                requested_at=now,
-                break_glass=break_glass,
+                requested_at=self.now(),
+                break_glass=(
+                    BreakGlass(reason=request.reason, principal=requested_by.caller)
+                    if break_glass_used(evaluation.verdicts)
+                    else None
+                ),
                 lock_id=lock_id,
             )
             try:
@@ -476,28 +495,25 @@ class Intake:
                 "resuming restore %s left by an earlier attempt", restore_id, extra={"restoreId": restore_id}
             )
 
-        job = self._job(request, existing, restore_id, lock_id, resumed=resumed)
-        requested_at = datetime.fromisoformat(existing["requestedAt"].replace("Z", "+00:00"))
-        snapshot_id = existing["snapshotId"]
-        now = self.now()
-        execution_input = {
-            "restoreId": restore_id,
-            "groupId": request.group_id,
-            "clusterName": request.cluster_name,
-            "snapshotId": snapshot_id,
-            "restoreJobId": job.id,
-            "targetDeploymentItemName": request.target_deployment_item_name,
-            "targetProjectId": request.target_project_id,
-            "requestedAt": existing["requestedAt"],
-            "deadline": iso(requested_at + timedelta(seconds=self.config.poll_deadline_seconds)),
-            "firstPollSeconds": first_poll_within_deadline(
-                now, job.restore_scheduled_date, deadline_seconds=self.config.poll_deadline_seconds
+        job = self._job(request, existing, lock_id, resumed=resumed)
+        execution_input = ExecutionInput(
+            restore_id=restore_id,
+            group_id=request.group_id,
+            cluster_name=request.cluster_name,
+            snapshot_id=existing.snapshot_id,
+            restore_job_id=job.id,
+            target_deployment_item_name=request.target_deployment_item_name,
+            target_project_id=request.target_project_id,
+            requested_at=existing.requested_at,
+            deadline=existing.requested_at + timedelta(seconds=self.config.poll_deadline_seconds),
+            first_poll_seconds=first_poll_within_deadline(
+                self.now(), job.restore_scheduled_date, deadline_seconds=self.config.poll_deadline_seconds
             ),
-            "lockId": lock_id,
-        }
-        execution_arn = self.executions.start(restore_id, execution_input)
+            lock_id=lock_id,
+        )
+        execution_arn = self.executions.start_execution(restore_id, execution_input)
         self.records.set_execution(restore_id, execution_arn)
-        self.count("RestoreRequested", "trigger", requested_by.trigger)
+        self.metrics.count("RestoreRequested", "trigger", requested_by.trigger)
         logger.info(
             "restore %s started: Atlas job %s, execution %s",
             restore_id,
@@ -512,15 +528,15 @@ class Intake:
             "executionArn": execution_arn,
             "location": f"/restores/{restore_id}",
             "source": request.source,
-            "snapshotId": snapshot_id,
+            "snapshotId": existing.snapshot_id,
             "targetDeploymentItemName": request.target_deployment_item_name,
             "targetProjectId": request.target_project_id,
-            "requestedAt": existing["requestedAt"],
+            "requestedAt": isoformat(existing.requested_at),
             "requestedBy": requested_by.to_record(),
-            "breakGlass": existing.get("breakGlass") is not None,
+            "breakGlass": existing.break_glass is not None,
         }
 
-    def _claim_restore_id(self, key: str) -> tuple[str, dict[str, Any] | None]:
+    def _claim_restore_id(self, key: str) -> tuple[str, RestoreRecord | None]:
         """The restoreId for this key, and the record an earlier crashed attempt left (if any)."""
         window = timedelta(seconds=self.config.idempotency_ttl_seconds)
         now = self.now()
@@ -529,41 +545,46 @@ class Intake:
             record = self.records.get(restore_id)
             if record is None:
                 return restore_id, None
-            requested_at = datetime.fromisoformat(str(record["requestedAt"]).replace("Z", "+00:00"))
-            if record.get("finalStatus") is None and now - requested_at < window:
+            if not record.ended and now - record.requested_at < window:
                 return restore_id, record
         raise IntakeError(500, "TOO_MANY_ATTEMPTS", "this request key was used too many times", refusal=False)
 
-    def _job(
-        self, request: RestoreRequest, record: dict[str, Any], restore_id: str, lock_id: str, *, resumed: bool
-    ) -> RestoreJob:
+    def _job(self, request: RestoreRequest, record: RestoreRecord, lock_id: str, *, resumed: bool) -> JobInfo:
         """The Atlas job of this restore: the recorded one, one a crashed attempt made, or a new one."""
         atlas = self.atlas()
         group, cluster = request.group_id, request.cluster_name
         target = request.target_deployment_item_name
+        snapshot_id = str(record.snapshot_id)
+        restore_id = record.restore_id
         what = f"the restore of {request.source} into {target!r}"
         try:
-            if record.get("restoreJobId"):
-                return atlas.get_restore_job(group, cluster, str(record["restoreJobId"]))
+            if record.restore_job_id:
+                return atlas.get_restore_job(group, cluster, record.restore_job_id)
             if resumed:
-                adopted = self._adopt(atlas, request, record)
+                # A job an earlier attempt of this restore made before it crashed.
+                adopted = adoptable_job(
+                    atlas.list_restore_jobs(group, cluster),
+                    snapshot_id=snapshot_id,
+                    target_name=target,
+                    target_project_id=request.target_project_id,
+                    attempted_at=record.requested_at,
+                )
                 if adopted is not None:
+                    logger.info("adopting Atlas job %s made by an earlier attempt", adopted.id)
                     self.records.mark_job_created(
-                        restore_id, restore_job_id=adopted.id, status=adopted.status, at=iso(self.now())
+                        restore_id, restore_job_id=adopted.id, status=adopted.status, at=self.now()
                     )
                     return adopted
             job = atlas.create_restore_job(
                 group,
                 cluster,
-                snapshot_id=str(record["snapshotId"]),
+                snapshot_id=snapshot_id,
                 target_name=target,
                 target_project_id=request.target_project_id,
             )
         except AtlasError as exc:
             error = from_atlas(exc, what)
-            self.records.mark_create_failed(
-                restore_id, code=error.code, message=error.message, at=iso(self.now())
-            )
+            self.records.mark_create_failed(restore_id, code=error.code, message=error.message, at=self.now())
             self.locks.release(lock_id, restore_id)
             logger.error(
                 "Atlas restore job for %s not created: %s",
@@ -573,42 +594,20 @@ class Intake:
             )
             self._tell_ended(restore_id)
             raise error from None
-        self.records.mark_job_created(
-            restore_id, restore_job_id=job.id, status=job.status, at=iso(self.now())
-        )
+        self.records.mark_job_created(restore_id, restore_job_id=job.id, status=job.status, at=self.now())
         return job
 
     def _tell_ended(self, restore_id: str) -> None:
-        """A restore that ended here (no poll loop will run) is notified like any other ending."""
-        if self.notify_ended is None:
-            return
+        """A restore that ended here (no poll loop will run) is counted and notified like any other."""
         try:
             ended = self.records.get(restore_id)
-            if ended is not None:
-                self.notify_ended(ended)
+            if ended is None:
+                return
+            count_ending(self.metrics, ended)
+            if self.notifier is not None:
+                notifying.tell(ended, notifier=self.notifier, deliveries=self.records, now=self.now)
         except Exception:  # the answer to the caller stands; the record already holds the ending
             logger.exception("could not notify the failed restore %s", restore_id)
-
-    def _adopt(
-        self, atlas: AtlasClient, request: RestoreRequest, record: dict[str, Any]
-    ) -> RestoreJob | None:
-        """A job an earlier attempt of this restore made before it crashed (same snapshot and target,
-        scheduled after the record was written, or still running)."""
-        found = atlas.find_restore_job(
-            request.group_id,
-            request.cluster_name,
-            snapshot_id=str(record["snapshotId"]),
-            target_name=request.target_deployment_item_name,
-            target_project_id=request.target_project_id,
-        )
-        if found is None:
-            return None
-        since = datetime.fromisoformat(str(record["requestedAt"]).replace("Z", "+00:00")) - ADOPTION_TOLERANCE
-        scheduled = found.restore_scheduled_date
-        if not found.is_terminal or (scheduled is not None and scheduled >= since):
-            logger.info("adopting Atlas job %s made by an earlier attempt", found.id)
-            return found
-        return None
 
 
 def new_record(
@@ -618,35 +617,29 @@ def new_record(
     *,
     snapshot_id: str,
     requested_at: datetime,
-    break_glass: dict[str, str | None] | None,
+    break_glass: BreakGlass | None,
     lock_id: str | None,
-) -> dict[str, Any]:
-    """The restore record as first written (CONTRACTS.md, "Restore record").
-
-    Attributes that only exist later (restoreJobId, executionArn, finalStatus, finishedAt, error, ...) are
-    left out rather than written as null: the poll loop's writes are conditional on
-    ``attribute_not_exists(finalStatus)``.
-    """
-    at = iso(requested_at)
-    record: dict[str, Any] = {
-        "id": restore_id,
-        "kind": "restore",
-        "restoreId": restore_id,
-        "source": request.source,
-        "requestedAt": at,
-        "requestedBy": requested_by.to_record(),
-        "reason": request.reason,
-        "groupId": request.group_id,
-        "clusterName": request.cluster_name,
-        "snapshotId": snapshot_id,
-        "targetDeploymentItemName": request.target_deployment_item_name,
-        "targetProjectId": request.target_project_id,
-        "breakGlass": break_glass,
-        "lockId": lock_id,
-        "status": "CREATING",
-        "timeline": [{"status": "CREATING", "at": at}],
-    }
-    return record
+) -> RestoreRecord:
+    """The restore record as first written (status CREATING). The fields that only exist later
+    (restoreJobId, executionArn, finalStatus, ...) are left empty: the item leaves them out, and the poll
+    loop's writes are conditional on ``attribute_not_exists(finalStatus)``."""
+    return RestoreRecord(
+        id=restore_id,
+        restore_id=restore_id,
+        source=request.source,
+        requested_at=requested_at,
+        requested_by=requested_by,
+        reason=request.reason,
+        group_id=request.group_id,
+        cluster_name=request.cluster_name,
+        snapshot_id=snapshot_id,
+        target_deployment_item_name=request.target_deployment_item_name,
+        target_project_id=request.target_project_id,
+        break_glass=break_glass,
+        lock_id=lock_id,
+        status="CREATING",
+        timeline=[{"status": "CREATING", "at": requested_at}],  # type: ignore[list-item]
+    )
 
 
 def _short(text: str | None, limit: int = 300) -> str:

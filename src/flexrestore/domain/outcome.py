@@ -1,120 +1,76 @@
-"""How a restore ended: the poll loop's observation, the final record, and what people and machines are
-told. Plain Python: no AWS, no HTTP. Every date is ISO 8601 UTC with a ``Z``.
+"""How a restore ended: the poll step's observation, the final record, and the Record step's work (write it
+once, free the target, count it). Plain Python over ports.
 
-Data flow through the state machine (JSON):
-- execution input (CONTRACTS.md) -> :class:`StartInput`;
-- the poll Lambda's answer, or the Catch-all's error shaped by a Pass state -> :class:`Observation`;
-- :func:`final_record` merges the start input, the stored record (who asked, timeline) and the
-  observation into the final record, deterministically, so a retried Record step writes the same item.
+Through the state machine (JSON): the execution input (:class:`~flexrestore.contracts.ExecutionInput`); the
+poll Lambda's answer, or the Catch-all's error shaped by a Pass state (:class:`Observation`);
+:func:`final_record` merges the input, the stored record (who asked, timeline) and the observation,
+deterministically, so a retried Record step writes the same item.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from flexrestore.clock import isoformat, parse_iso
+from flexrestore.contracts import (
+    ErrorInfo,
+    ExecutionInput,
+    InvalidExecutionInput,
+    RestoreRecord,
+    TimelineEntry,
+)
+from flexrestore.contracts.record import COMPLETED, ERROR, FAILED, FINAL_STATUSES, TIMED_OUT
+from flexrestore.domain.notifying import error_info
 from flexrestore.domain.polling import Phase, classify
+from flexrestore.domain.ports import Locks, Metrics, OutcomeRecords
 
-COMPLETED = "COMPLETED"
-FAILED = "FAILED"
-TIMED_OUT = "TIMED_OUT"
-ERROR = "ERROR"
-FINAL_STATUSES = (COMPLETED, FAILED, TIMED_OUT, ERROR)
+__all__ = [
+    "COMPLETED",
+    "ERROR",
+    "FAILED",
+    "FINAL_STATUSES",
+    "TIMED_OUT",
+    "Observation",
+    "caught_error",
+    "end_restore",
+    "final_record",
+    "observation_for_job",
+    "observation_from_catch",
+    "observation_job_vanished",
+    "observation_timed_out",
+]
 
-EVENT_SOURCE = "flexrestore"
-_DETAIL_TYPES = {
-    COMPLETED: "Flex Restore Succeeded",
-    FAILED: "Flex Restore Failed",
-    ERROR: "Flex Restore Failed",
-    TIMED_OUT: "Flex Restore Timed Out",
-}
+logger = logging.getLogger("flexrestore.outcome")
+
 # Errors the poll Lambda raises on purpose; anything else reaching the Catch-all is a crash.
 STILL_RUNNING_ERROR = "RestoreStillRunning"
 ATLAS_FAULTS = ("AtlasUnavailable", "AtlasRateLimited", "AtlasBadResponse")
-MAX_ERROR_MESSAGE = 1000
-MAX_SUBJECT = 99  # SNS: "less than 100 characters"
+# The metric each ending counts (template.yaml's alarms select on these names).
+ENDING_METRICS = {
+    COMPLETED: "RestoreCompleted",
+    FAILED: "RestoreFailed",
+    TIMED_OUT: "RestoreTimedOut",
+    ERROR: "RestoreError",
+}
+DURATION_METRIC = "RestoreDurationSeconds"
 
 
-class InvalidExecutionInput(ValueError):
-    """The execution input breaks the contract; names the field and the rule (never retried)."""
-
-
-def parse_time(value: Any, field_name: str) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str) and value:
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidExecutionInput(
-                f"field '{field_name}' must be an ISO 8601 date-time, got {value[:40]!r}"
-            ) from None
-    else:
-        raise InvalidExecutionInput(f"field '{field_name}' must be an ISO 8601 date-time string")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _optional_time(value: Any, field_name: str) -> datetime | None:
-    return None if value in (None, "") else parse_time(value, field_name)
-
-
-def _required_text(data: dict[str, Any], name: str) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidExecutionInput(f"field '{name}' is required and must be a non-empty string")
-    return value
-
-
-def _optional_text(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is None:
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
         return None
-    if not isinstance(value, str):
-        raise InvalidExecutionInput(f"field '{name}' must be a string or null")
-    return value or None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        return None
 
 
-@dataclass(frozen=True)
-class StartInput:
-    """The execution input the intake sends (CONTRACTS.md, "Execution input")."""
-
-    restore_id: str
-    group_id: str
-    cluster_name: str
-    restore_job_id: str
-    target_deployment_item_name: str
-    target_project_id: str
-    requested_at: datetime
-    deadline: datetime
-    snapshot_id: str | None = None
-    lock_id: str | None = None
-
-    @classmethod
-    def from_event(cls, event: Any) -> StartInput:
-        if not isinstance(event, dict):
-            raise InvalidExecutionInput("the execution input must be a JSON object")
-        group_id = _required_text(event, "groupId")
-        return cls(
-            restore_id=_required_text(event, "restoreId"),
-            group_id=group_id,
-            cluster_name=_required_text(event, "clusterName"),
-            restore_job_id=_required_text(event, "restoreJobId"),
-            target_deployment_item_name=_required_text(event, "targetDeploymentItemName"),
-            target_project_id=_optional_text(event, "targetProjectId") or group_id,
-            requested_at=parse_time(event.get("requestedAt"), "requestedAt"),
-            deadline=parse_time(event.get("deadline"), "deadline"),
-            snapshot_id=_optional_text(event, "snapshotId"),
-            lock_id=_optional_text(event, "lockId"),
-        )
+def _iso(moment: datetime | None) -> str | None:
+    return isoformat(moment) if moment is not None else None
 
 
 @dataclass(frozen=True)
@@ -126,16 +82,16 @@ class Observation:
     atlas_status: str | None = None
     restore_scheduled_date: datetime | None = None
     restore_finished_date: datetime | None = None
-    error: dict[str, str] | None = None
+    error: ErrorInfo | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "finalStatus": self.final_status,
-            "observedAt": iso(self.observed_at) if self.observed_at else None,
+            "observedAt": _iso(self.observed_at),
             "atlasStatus": self.atlas_status,
-            "restoreScheduledDate": iso(self.restore_scheduled_date) if self.restore_scheduled_date else None,
-            "restoreFinishedDate": iso(self.restore_finished_date) if self.restore_finished_date else None,
-            "error": self.error,
+            "restoreScheduledDate": _iso(self.restore_scheduled_date),
+            "restoreFinishedDate": _iso(self.restore_finished_date),
+            "error": self.error.to_json() if self.error else None,
         }
 
     @classmethod
@@ -154,21 +110,16 @@ class Observation:
                 "States.Runtime", f"the poll step answered an unknown final status {status!r}", None
             )
         error = data.get("error")
-        if isinstance(error, dict):
-            error = _error(str(error.get("code")), str(error.get("message")))
         return cls(
-            final_status=status,
-            observed_at=_optional_time(data.get("observedAt"), "observedAt"),
+            final_status=str(status),
+            observed_at=_time(data.get("observedAt")),
             atlas_status=data.get("atlasStatus"),
-            restore_scheduled_date=_optional_time(data.get("restoreScheduledDate"), "restoreScheduledDate"),
-            restore_finished_date=_optional_time(data.get("restoreFinishedDate"), "restoreFinishedDate"),
-            error=error if isinstance(error, dict) else None,
+            restore_scheduled_date=_time(data.get("restoreScheduledDate")),
+            restore_finished_date=_time(data.get("restoreFinishedDate")),
+            error=error_info(str(error.get("code")), str(error.get("message")))
+            if isinstance(error, dict)
+            else None,
         )
-
-
-def _error(code: str, message: str) -> dict[str, str]:
-    message = message if len(message) <= MAX_ERROR_MESSAGE else message[: MAX_ERROR_MESSAGE - 1] + "…"
-    return {"code": code, "message": message}
 
 
 def _cause_message(cause: Any) -> str:
@@ -184,9 +135,9 @@ def _cause_message(cause: Any) -> str:
     return cause
 
 
-def caught_error(error: Any, cause: Any) -> dict[str, str]:
+def caught_error(error: Any, cause: Any) -> ErrorInfo:
     """``{"code", "message"}`` from a Catch's ``{"Error", "Cause"}`` (no stack trace)."""
-    return _error(str(error or "States.Runtime"), _cause_message(cause))
+    return error_info(str(error or "States.Runtime"), _cause_message(cause))
 
 
 def observation_from_catch(error: str, cause: Any, observed_at: datetime | None) -> Observation:
@@ -195,11 +146,13 @@ def observation_from_catch(error: str, cause: Any, observed_at: datetime | None)
     if error == STILL_RUNNING_ERROR:
         # Only if the retrier ran out of attempts before the deadline (it is sized not to).
         return Observation(
-            TIMED_OUT, observed_at, error=_error("POLL_RETRIES_EXHAUSTED", f"still not finished: {message}")
+            TIMED_OUT,
+            observed_at,
+            error=error_info("POLL_RETRIES_EXHAUSTED", f"still not finished: {message}"),
         )
     if error in ATLAS_FAULTS:
         message = f"Atlas kept failing, gave up polling: {message}"
-    return Observation(ERROR, observed_at, error=_error(error, message))
+    return Observation(ERROR, observed_at, error=error_info(error, message))
 
 
 def observation_for_job(
@@ -216,7 +169,7 @@ def observation_for_job(
         return None
     error = None
     if phase is Phase.FAILED:
-        error = _error("ATLAS_RESTORE_FAILED", f"Atlas reports restore job {job_id} as {status}")
+        error = error_info("ATLAS_RESTORE_FAILED", f"Atlas reports restore job {job_id} as {status}")
     return Observation(
         COMPLETED if phase is Phase.COMPLETED else FAILED,
         observed_at,
@@ -227,24 +180,24 @@ def observation_for_job(
     )
 
 
-def observation_timed_out(start: StartInput, now: datetime) -> Observation:
+def observation_timed_out(start: ExecutionInput, now: datetime) -> Observation:
     minutes = round((start.deadline - start.requested_at).total_seconds() / 60)
     return Observation(
         TIMED_OUT,
         now,
-        error=_error(
+        error=error_info(
             "DEADLINE_EXCEEDED",
             f"restore job {start.restore_job_id} did not finish within {minutes} min "
-            f"(deadline {iso(start.deadline)})",
+            f"(deadline {isoformat(start.deadline)})",
         ),
     )
 
 
-def observation_job_vanished(start: StartInput, now: datetime, atlas_said: str) -> Observation:
+def observation_job_vanished(start: ExecutionInput, now: datetime, atlas_said: str) -> Observation:
     return Observation(
         ERROR,
         now,
-        error=_error(
+        error=error_info(
             "RESTORE_JOB_NOT_FOUND",
             f"Atlas no longer knows restore job {start.restore_job_id} ({atlas_said})",
         ),
@@ -257,177 +210,144 @@ def _seconds(start: datetime | None, end: datetime | None) -> int | None:
     return round((end - start).total_seconds())
 
 
-def _timeline(stored: Any, observation: Observation) -> list[dict[str, str]]:
-    timeline = [
-        {"status": str(entry.get("status")), "at": str(entry.get("at"))}
-        for entry in (stored if isinstance(stored, list) else [])
-        if isinstance(entry, dict)
-    ]
+def _timeline(stored: list[TimelineEntry], observation: Observation) -> list[TimelineEntry]:
+    timeline = list(stored)
     # The poll step's own timeline write is best-effort: make sure the last status seen is there.
-    if observation.atlas_status and (not timeline or timeline[-1]["status"] != observation.atlas_status):
+    if observation.atlas_status and (not timeline or timeline[-1].status != observation.atlas_status):
         at = observation.observed_at
-        timeline.append({"status": observation.atlas_status, "at": iso(at) if at else ""})
+        if at is not None:
+            timeline.append(TimelineEntry(status=observation.atlas_status, at=at))
     return timeline
 
 
 def final_record(
-    start: StartInput,
-    stored: dict[str, Any] | None,
+    start: ExecutionInput,
+    stored: RestoreRecord | None,
     observation: Observation,
     *,
     execution_arn: str | None,
     now: datetime,
-) -> dict[str, Any]:
+) -> RestoreRecord:
     """The restore record as it ends. ``stored`` is the item the intake (and the poll step) wrote.
 
     ``durationSeconds`` is the measured RTO, from the request to Atlas's ``restoreFinishedDate``; when Atlas
     gives no finish date it runs to when the loop noticed the end, and ``durationSource`` says so.
     A restore that timed out or broke has no duration (it did not finish).
     """
-    stored = dict(stored or {})
     noticed_at = observation.observed_at or now
     finished = observation.final_status in (COMPLETED, FAILED)
     duration_end = observation.restore_finished_date or noticed_at
-    record: dict[str, Any] = {
-        # What the intake wrote survives (requestedBy, reason, breakGlass, ...).
-        **stored,
+    requested_at = stored.requested_at if stored else start.requested_at
+    values: dict[str, Any] = {
+        # What the intake wrote survives (requestedBy, reason, breakGlass, lockId, ...).
+        **(stored.model_dump(by_alias=False) if stored else {}),
         "id": start.restore_id,
-        "kind": "restore",
-        "restoreId": start.restore_id,
+        "restore_id": start.restore_id,
         "source": f"{start.group_id}/{start.cluster_name}",
-        "requestedAt": stored.get("requestedAt") or iso(start.requested_at),
-        "requestedBy": stored.get("requestedBy"),
-        "reason": stored.get("reason"),
-        "groupId": start.group_id,
-        "clusterName": start.cluster_name,
-        "snapshotId": start.snapshot_id or stored.get("snapshotId"),
-        "targetDeploymentItemName": start.target_deployment_item_name,
-        "targetProjectId": start.target_project_id,
-        "restoreJobId": start.restore_job_id,
-        "executionArn": execution_arn or stored.get("executionArn"),
-        "breakGlass": stored.get("breakGlass"),
-        "status": observation.atlas_status or stored.get("status"),
-        "timeline": _timeline(stored.get("timeline"), observation),
-        "finalStatus": observation.final_status,
-        "finishedAt": iso(observation.restore_finished_date or noticed_at),
-        "noticedAt": iso(noticed_at),
-        "restoreScheduledDate": (
-            iso(observation.restore_scheduled_date)
-            if observation.restore_scheduled_date
-            else stored.get("restoreScheduledDate")
-        ),
-        "restoreFinishedDate": (
-            iso(observation.restore_finished_date) if observation.restore_finished_date else None
-        ),
-        "durationSeconds": _seconds(start.requested_at, duration_end) if finished else None,
-        "durationSource": (
+        "requested_at": requested_at,
+        "group_id": start.group_id,
+        "cluster_name": start.cluster_name,
+        "snapshot_id": start.snapshot_id or (stored.snapshot_id if stored else None),
+        "target_deployment_item_name": start.target_deployment_item_name,
+        "target_project_id": start.target_project_id,
+        "restore_job_id": start.restore_job_id,
+        "execution_arn": execution_arn or (stored.execution_arn if stored else None),
+        "status": observation.atlas_status or (stored.status if stored else None),
+        "timeline": _timeline(stored.timeline if stored else [], observation),
+        "final_status": observation.final_status,
+        "finished_at": observation.restore_finished_date or noticed_at,
+        "noticed_at": noticed_at,
+        "restore_scheduled_date": observation.restore_scheduled_date
+        or (stored.restore_scheduled_date if stored else None),
+        "restore_finished_date": observation.restore_finished_date,
+        "duration_seconds": _seconds(start.requested_at, duration_end) if finished else None,
+        "duration_source": (
             ("atlas" if observation.restore_finished_date else "observed") if finished else None
         ),
-        "atlasDurationSeconds": _seconds(
+        "atlas_duration_seconds": _seconds(
             observation.restore_scheduled_date, observation.restore_finished_date
         ),
         "error": observation.error,
+        "notification": None,  # set by the Notify step, after this record exists
     }
-    record.pop("notification", None)  # set by the Notify step, after this record exists
+    return RestoreRecord.model_validate(values)
+
+
+def end_restore(
+    start: ExecutionInput,
+    observation: Observation,
+    *,
+    execution_arn: str | None,
+    records: OutcomeRecords,
+    locks: Locks,
+    metrics: Metrics,
+    now: Callable[[], datetime],
+) -> RestoreRecord:
+    """The Record step: write the final record once, free the target, count the ending once."""
+    stored = records.get(start.restore_id)
+    if stored is not None and stored.ended:
+        record, written = stored, False  # a retry after a successful write: nothing to do
+    else:
+        record, written = records.save_final(
+            final_record(start, stored, observation, execution_arn=execution_arn, now=now())
+        )
+    if start.lock_id:
+        released = locks.release(start.lock_id, start.restore_id)
+        logger.info("target lock", extra={"lockId": start.lock_id, "released": released})
+    if written:  # count each restore once, however often this step is retried
+        count_ending(metrics, record)
+    logger.info(
+        "final record written" if written else "final record already there",
+        extra={"finalStatus": record.final_status, "durationSeconds": record.duration_seconds},
+    )
     return record
 
 
-# Notification channels, each delivered at most once per restore (see handlers/notify.py): their
-# delivery is recorded on the restore record under ``notification.<channel>``.
-SNS_CHANNEL = "sns"
-EVENTS_CHANNEL = "events"
-NOTIFICATION_CHANNELS = (SNS_CHANNEL, EVENTS_CHANNEL)
-SENT = "SENT"
-NOT_SENT = "FAILED"
-_DELIVERY_ID_FIELDS = {SNS_CHANNEL: "messageId", EVENTS_CHANNEL: "eventId"}
+def count_ending(metrics: Metrics, record: RestoreRecord) -> None:
+    """One count of how the restore ended, and its RTO when it has one (wherever the ending was decided)."""
+    metrics.count(ENDING_METRICS[record.final_status or ERROR])
+    if record.duration_seconds is not None:
+        metrics.duration(DURATION_METRIC, record.duration_seconds)
 
 
-def delivered(channel: str, at: datetime, delivery_id: str) -> dict[str, str]:
-    """``notification.<channel>`` once the channel took the message (SNS MessageId, EventBridge EventId)."""
-    return {"status": SENT, "at": iso(at), _DELIVERY_ID_FIELDS[channel]: delivery_id}
+@dataclass(frozen=True)
+class EndingToTell:
+    """The record the Notify step tells, whether the Record step saved it, and why not."""
+
+    record: RestoreRecord
+    saved: bool
+    record_error: dict[str, str] | None = None
 
 
-def not_delivered(at: datetime, code: str, message: str) -> dict[str, Any]:
-    """``notification.<channel>`` after a failed attempt: the next attempt sends it again."""
-    return {"status": NOT_SENT, "at": iso(at), "error": _error(code, message)}
-
-
-def earlier_delivery(notification: Any, channel: str) -> str | None:
-    """The id of an earlier attempt's delivery on ``channel`` (the record's ``notification`` map), or
-    None if that channel has not been sent yet and must be."""
-    entry = notification.get(channel) if isinstance(notification, dict) else None
-    if not isinstance(entry, dict) or entry.get("status") != SENT:
-        return None
-    return str(entry.get(_DELIVERY_ID_FIELDS[channel]) or "")
-
-
-def detail_type(final_status: str) -> str:
-    """EventBridge detail-type of the outcome event (ERROR is a failure too)."""
-    return _DETAIL_TYPES.get(final_status, "Flex Restore Failed")
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def _duration_words(seconds: int | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 120:
-        return f"{seconds} s"
-    minutes, rest = divmod(seconds, 60)
-    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-
-
-def break_glass_line(record: dict[str, Any]) -> str | None:
-    """``BREAK-GLASS restore by <principal>: <reason>`` when the intake let this restore overwrite a
-    protected target on a break-glass request (its record's ``breakGlass``), else None."""
-    break_glass = record.get("breakGlass")
-    if not isinstance(break_glass, dict):
-        return None
-    principal = break_glass.get("principal") or "an unknown principal"
-    reason = break_glass.get("reason") or "no reason given"
-    return _CONTROL.sub(" ", f"BREAK-GLASS restore by {principal}: {reason}")
-
-
-def subject(record: dict[str, Any]) -> str:
-    """One short line, e.g. ``Restore COMPLETED: orders-prod → orders-verify in 62 s`` (< 100 chars),
-    ``BREAK-GLASS Restore ...`` for a break-glass restore (the body's first line names who and why)."""
-    status = record.get("finalStatus") or "ERROR"
-    route = f"{record.get('clusterName')} → {record.get('targetDeploymentItemName')}"
-    duration = _duration_words(record.get("durationSeconds"))
-    tail = {COMPLETED: f" in {duration}", FAILED: f" after {duration}"}.get(status, "") if duration else ""
-    flag = "BREAK-GLASS " if break_glass_line(record) else ""
-    text = _CONTROL.sub(" ", f"{flag}Restore {status}: {route}{tail}")
-    return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 1] + "…"
-
-
-def body(record: dict[str, Any], *, record_saved: bool = True) -> str:
-    """A few lines for people, then the record as JSON for machines. A break-glass restore says so,
-    with who and why, on the first line."""
-    flagged = break_glass_line(record)
-    lines = ([flagged] if flagged else []) + [subject(record), ""]
-    lines.append(f"Restore id:   {record.get('restoreId')}")
-    lines.append(f"Source:       {record.get('source')} (snapshot {record.get('snapshotId') or 'unknown'})")
-    lines.append(f"Target:       {record.get('targetProjectId')}/{record.get('targetDeploymentItemName')}")
-    lines.append(f"Atlas job:    {record.get('restoreJobId')}")
-    requested_by = record.get("requestedBy") or {}
-    who = requested_by.get("caller") or requested_by.get("schedule") or requested_by.get("alarm")
-    trigger = requested_by.get("trigger") or "unknown trigger"
-    lines.append(f"Requested:    {record.get('requestedAt')} by {trigger}{f' ({who})' if who else ''}")
-    if record.get("reason"):
-        lines.append(f"Reason:       {record.get('reason')}")
-    lines.append(f"Finished:     {record.get('finishedAt')}")
-    if record.get("durationSeconds") is not None:
-        rto = f"RTO {_duration_words(record['durationSeconds'])}"
-        if record.get("durationSource") == "observed":
-            rto += " (Atlas gave no finish date: measured to when the end was noticed)"
-        if record.get("atlasDurationSeconds") is not None:
-            rto += f"; Atlas restore itself {_duration_words(record['atlasDurationSeconds'])}"
-        lines.append(f"Duration:     {rto}")
-    error = record.get("error")
-    if isinstance(error, dict):
-        lines.append(f"Error:        {error.get('code')}: {error.get('message')}")
-    if not record_saved:
-        lines.append("WARNING:      the final record could not be saved in DynamoDB; this message holds it.")
-    lines += ["", json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False, default=str)]
-    return "\n".join(lines)
+def ending_to_tell(state: dict[str, Any], *, now: datetime) -> EndingToTell:
+    """The saved final record (``recorded.record``), or one rebuilt from the input and the observation when
+    the Record step failed (``recordError``): the message then says it was not saved."""
+    recorded = (state.get("recorded") or {}).get("record")
+    if isinstance(recorded, dict) and recorded.get("finalStatus"):
+        return EndingToTell(RestoreRecord.model_validate(recorded), saved=True)
+    caught = state.get("recordError")
+    record_error = caught if isinstance(caught, dict) else {}
+    error = caught_error(
+        record_error.get("Error"), record_error.get("Cause") or "the Record step produced no record"
+    )
+    observation = Observation.from_dict((state.get("poll") or {}).get("observation"))
+    try:
+        record = final_record(
+            ExecutionInput.from_event(state), None, observation, execution_arn=None, now=now
+        )
+    except InvalidExecutionInput as exc:
+        restore_id = str(state.get("restoreId") or "unknown")
+        record = RestoreRecord(
+            id=restore_id,
+            restore_id=restore_id,
+            source="unknown",
+            requested_at=now,
+            group_id=str(state.get("groupId") or "unknown"),
+            cluster_name=str(state.get("clusterName") or "unknown"),
+            target_deployment_item_name=str(state.get("targetDeploymentItemName") or "unknown"),
+            target_project_id=str(state.get("targetProjectId") or state.get("groupId") or "unknown"),
+            final_status=ERROR,
+            finished_at=now,
+            error=error_info("InvalidExecutionInput", str(exc)),
+        )
+    return EndingToTell(record, saved=False, record_error=error.to_json())

@@ -1,4 +1,5 @@
-"""The restore request: one shape for every trigger, with Atlas's own field names (DESIGN, "Restore request").
+"""The restore request: one shape for every trigger, with Atlas's own field names (docs/contracts.md,
+"Restore request"), and who asked for it.
 
 Validation is strict: JSON types only (no ``"true"`` → ``True``), unknown fields refused, every string
 bounded, and no control or bidirectional-override characters anywhere (they hide what a name really is
@@ -14,6 +15,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from flexrestore.contracts import RequestedBy
+
+__all__ = ["InvalidRequest", "RequestedBy", "RestoreRequest", "TriggeredRestore", "parse_request"]
 
 ATLAS_ID_PATTERN: Final = r"^[a-f0-9]{24}$"
 CLUSTER_NAME_PATTERN: Final = r"^[a-zA-Z0-9][a-zA-Z0-9-]*$"
@@ -116,14 +121,18 @@ class RestoreRequest(BaseModel):
     def source(self) -> str:
         return f"{self.group_id}/{self.cluster_name}"
 
-    @property
-    def onto_source(self) -> bool:
-        same_project = self.target_project_id == self.group_id
-        return same_project and self.target_deployment_item_name == self.cluster_name
-
     def to_wire(self) -> dict[str, Any]:
         """The request as JSON-ready camelCase, without unset optional fields."""
         return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class TriggeredRestore(BaseModel):
+    """A restore request and who asked for it (an API call, a schedule, an alarm's recovery plan)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request: RestoreRequest
+    requested_by: RequestedBy
 
 
 class InvalidRequest(ValueError):
@@ -138,6 +147,14 @@ class InvalidRequest(ValueError):
 
     def body(self) -> dict[str, Any]:
         return {"message": self.message, "errors": self.errors}
+
+    def prefixed(self, prefix: str) -> InvalidRequest:
+        """The same refusal for a request nested at ``prefix`` (``detail.request``)."""
+        errors = [
+            {"field": f"{prefix}.{e['field']}" if e["field"] != "body" else prefix, "message": e["message"]}
+            for e in self.errors
+        ]
+        return InvalidRequest(self.message, errors)
 
 
 def parse_request(data: Any) -> RestoreRequest:

@@ -12,27 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
+
+from flexrestore.clock import isoformat
+from flexrestore.domain.ports import SnapshotInfo
 
 COMPLETED = "COMPLETED"
 _NEVER = datetime.min.replace(tzinfo=UTC)
-
-
-class SnapshotInfo(Protocol):
-    """The fields of an Atlas snapshot (atlas.models.Snapshot) this module reads."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def finish_time(self) -> datetime | None: ...
-    @property
-    def scheduled_time(self) -> datetime | None: ...
-    @property
-    def start_time(self) -> datetime | None: ...
-    @property
-    def expiration(self) -> datetime | None: ...
 
 
 S = TypeVar("S", bound=SnapshotInfo)
@@ -91,4 +77,4 @@ def _taken_at(snapshot: SnapshotInfo) -> tuple[datetime, str]:
 
 
 def _iso(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "an unknown time"
+    return isoformat(moment) if moment else "an unknown time"

@@ -173,8 +173,8 @@ def run_flow(
     same stack beforehand (e.g. the POST whose restore a GET reads); the result covers ``event`` only.
     """
     from flexrestore.clock import Clock, SystemClock, VirtualClock
-    from flexrestore.domain.triggers import event_kind
     from flexrestore.local.harness import HarnessError, OfflineStack
+    from flexrestore.triggers import kind_of as event_kind
 
     clock: Clock = SystemClock() if atlas_url else VirtualClock()
     overrides = {} if "RECOVERY_PLANS" in os.environ else {"RECOVERY_PLANS": json.dumps(DEMO_RECOVERY_PLANS)}
@@ -617,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flexrestore-local: {exc}", file=sys.stderr)
         return 2
 
-    from flexrestore.domain.triggers import event_kind
+    from flexrestore.triggers import kind_of as event_kind
 
     log_path: Path = (
         args.log or Path(tempfile.gettempdir()) / f"flexrestore-local-{os.getpid()}-{int(time.time())}.log"

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"demo: {exc}", file=sys.stderr)
             return 2
         view = HumanView(out, show_record=False, show_calls=False)
-        from flexrestore.domain.triggers import event_kind
+        from flexrestore.triggers import kind_of as event_kind
 
         mode = f"Atlas simulator, scenario {scenario}, virtual clock"
         if first:

@@ -168,28 +168,13 @@ def atomic_dynamodb_writes() -> Iterator[None]:
 
 
 def _clear_container_caches() -> None:
-    """What a fresh Lambda container would not have: cached settings, clients, secrets, Atlas client."""
-    from flexrestore.aws import clients
-    from flexrestore.settings import get_settings
+    """What a fresh Lambda container would not have: cached settings, clients, secrets, adapters."""
+    from aws_lambda_powertools.utilities import parameters
 
-    get_settings.cache_clear()
-    clients.reset()
-    try:
-        from aws_lambda_powertools.utilities import parameters
+    from flexrestore import bootstrap
 
-        parameters.clear_caches()  # type: ignore[no-untyped-call]
-    except ImportError:  # pragma: no cover - powertools is a dependency
-        pass
-    for module_name, reset in (
-        ("flexrestore.atlas.factory", "reset"),
-        ("flexrestore.aws.secrets", "reset"),
-        ("flexrestore.atlas.auth", "reset_token_cache"),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        getattr(module, reset, lambda: None)()
+    bootstrap.reset()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 class OfflineStack:
@@ -254,7 +239,8 @@ class OfflineStack:
                 config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
             )
         )
-        # Registered after the mock, so it runs before the mock stops (gotcha 3: no execution outlives it).
+        # Registered after the mock, so it runs before the mock stops: an execution left running would
+        # call moto after it stopped.
         self._exit.callback(self._stop_executions)
         self._create_resources()
 
@@ -485,7 +471,7 @@ class OfflineStack:
                 self._invocations_done.notify_all()
 
     def start_execution(self, execution_input: dict[str, Any], name: str | None = None) -> str:
-        """Start the poll loop; ``name`` defaults to the input's restoreId (CONTRACTS.md)."""
+        """Start the poll loop; ``name`` defaults to the input's restoreId (docs/contracts.md)."""
         name = name or str(execution_input.get("restoreId") or uuid.uuid4().hex)
         answer = self._client("stepfunctions").start_execution(
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input)
@@ -554,13 +540,14 @@ class OfflineStack:
         return list(self._events)
 
     def record(self, restore_id: str) -> dict[str, Any] | None:
-        from flexrestore.aws.outcomes import RestoreOutcomes
+        from flexrestore.aws.store import RestoreStore
 
-        return RestoreOutcomes(RESTORES_TABLE).get(restore_id)
+        record = RestoreStore(RESTORES_TABLE).get(restore_id)
+        return record.to_json() if record is not None else None
 
     def put_record(self, item: dict[str, Any]) -> None:
         """Write an item in RESTORES_TABLE as is (a test's stand-in for the intake's record)."""
-        from flexrestore.aws.outcomes import to_item
+        from flexrestore.aws.codec import to_item
 
         self._client("dynamodb").put_item(TableName=RESTORES_TABLE, Item=to_item(item))
 
@@ -581,9 +568,9 @@ class OfflineStack:
 
     def atlas_client(self) -> Any:
         """The Atlas client the handlers use (same settings, secret and clock)."""
-        from flexrestore.atlas.factory import get_atlas_client
+        from flexrestore import bootstrap
 
-        return get_atlas_client()
+        return bootstrap.atlas()
 
 
 def _trailing_json(message: str) -> Any:

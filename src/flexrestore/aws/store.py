@@ -1,0 +1,444 @@
+"""Restore records and refusal audit records in RESTORES_TABLE (DynamoDB): the one adapter of that item.
+
+Item kinds (aws/table_schema.py): ``restore`` (id = restoreId; ``contracts.RestoreRecord``), ``refusal``
+(id = ``refusal#<uuid>``; ``contracts.RefusalRecord``), and ``lock`` (aws/locks.py).
+Refusals and locks carry no ``source`` attribute, so the ``bySource`` index lists restores only.
+
+Every write is conditional, so concurrent or retried steps cannot undo each other: the final record is
+written once (``attribute_not_exists(finalStatus)``), a notification channel marked SENT stays SENT, and
+the poll step never creates a record the intake did not write. The fields a record does not have yet are
+left out of the item (never written as null), which is what those conditions test.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from flexrestore.aws.clients import client
+from flexrestore.aws.codec import condition_failed, error_code, from_item, to_attribute, to_item
+from flexrestore.aws.table_schema import BY_KIND_INDEX, BY_SOURCE_INDEX
+from flexrestore.clock import isoformat, parse_iso
+from flexrestore.contracts import Delivery, Notification, RefusalRecord, RestoreRecord
+from flexrestore.contracts.record import RESTORE_KIND
+from flexrestore.domain.errors import DependencyUnavailable
+from flexrestore.domain.ports import OutageState
+
+MAX_PAGE = 100
+_TOKEN_KEYS = {BY_KIND_INDEX: ("id", "kind", "requestedAt"), BY_SOURCE_INDEX: ("id", "source", "requestedAt")}
+# DynamoDB's answers when it sheds load: a retry later is safe (boto3 already retried a few times).
+_TRANSIENT = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+_OUTAGE_NAMES = {
+    "#since": "atlasUnreachableSince",
+    "#notBefore": "atlasRetryNotBefore",
+    "#fault": "atlasFault",
+}
+
+
+class RecordExists(Exception):
+    """A restore record with that id is already there."""
+
+
+class BadPageToken(ValueError):
+    """``nextToken`` is not one this service handed out."""
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """DynamoDB throttling or outage as the domain's DependencyUnavailable (the API answers 503)."""
+    try:
+        yield
+    except Exception as exc:
+        if error_code(exc) in _TRANSIENT:
+            raise DependencyUnavailable(
+                "STORE_UNAVAILABLE", "the service could not read or write its records; retry later"
+            ) from exc
+        raise
+
+
+class RestoreStore:
+    """Restore and refusal records of one table (implements the domain's record ports)."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    # --- reads --------------------------------------------------------------------------------------
+
+    def get(self, restore_id: str) -> RestoreRecord | None:
+        """The restore record (never a lock or refusal item that shares the table)."""
+        with translated():
+            answer = client("dynamodb").get_item(
+                TableName=self.table_name, Key={"id": {"S": restore_id}}, ConsistentRead=True
+            )
+        item = answer.get("Item")
+        if not item:
+            return None
+        values = from_item(item)
+        return RestoreRecord.model_validate(values) if values.get("kind") == RESTORE_KIND else None
+
+    def list_restores(
+        self,
+        *,
+        group_id: str | None = None,
+        cluster_name: str | None = None,
+        limit: int = 20,
+        next_token: str | None = None,
+    ) -> tuple[list[RestoreRecord], str | None]:
+        """Restore records, newest first, optionally of one source cluster; ``(records, nextToken)``.
+
+        With both ``group_id`` and ``cluster_name`` the ``bySource`` index answers exactly; with only one
+        of them the ``byKind`` index is filtered (a page may then hold fewer than ``limit`` records, and
+        a ``nextToken`` still means "there may be more").
+        """
+        limit = max(1, min(limit, MAX_PAGE))
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        filters = []
+        if group_id and cluster_name:
+            index, partition, partition_value = BY_SOURCE_INDEX, "source", f"{group_id}/{cluster_name}"
+        else:
+            index, partition, partition_value = BY_KIND_INDEX, "kind", RESTORE_KIND
+            for attribute, wanted in (("groupId", group_id), ("clusterName", cluster_name)):
+                if wanted:
+                    names[f"#{attribute}"] = attribute
+                    values[f":{attribute}"] = {"S": wanted}
+                    filters.append(f"#{attribute} = :{attribute}")
+        names["#partition"] = partition
+        values[":partition"] = {"S": partition_value}
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#partition = :partition",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,  # newest first (the index's sort key is requestedAt)
+            "Limit": limit,
+        }
+        if filters:
+            query["FilterExpression"] = " AND ".join(filters)
+        if next_token:
+            query["ExclusiveStartKey"] = _decode_token(next_token, index, partition, partition_value)
+        with translated():
+            answer = client("dynamodb").query(**query)
+        records = [RestoreRecord.model_validate(from_item(item)) for item in answer.get("Items", [])]
+        last = answer.get("LastEvaluatedKey")
+        return records, _encode_token(last, index) if last else None
+
+    # --- the intake's writes ------------------------------------------------------------------------
+
+    def create(self, record: RestoreRecord) -> None:
+        """Write a new record; :class:`RecordExists` if the id is taken."""
+        try:
+            with translated():
+                client("dynamodb").put_item(
+                    TableName=self.table_name,
+                    Item=to_item(record.to_stored()),
+                    ConditionExpression="attribute_not_exists(id)",
+                )
+        except Exception as exc:
+            if condition_failed(exc):
+                raise RecordExists(record.id) from None
+            raise
+
+    def mark_job_created(self, restore_id: str, *, restore_job_id: str, status: str, at: datetime) -> None:
+        """Atlas accepted the job: keep its id and first status, and add that status to the timeline."""
+        self._update(
+            restore_id,
+            "SET restoreJobId = :job, #status = :status, timeline = list_append(timeline, :entry)",
+            {":job": restore_job_id, ":status": status, ":entry": [{"status": status, "at": isoformat(at)}]},
+            names={"#status": "status"},
+        )
+
+    def set_execution(self, restore_id: str, execution_arn: str) -> None:
+        self._update(restore_id, "SET executionArn = :arn", {":arn": execution_arn})
+
+    def mark_create_failed(self, restore_id: str, *, code: str, message: str, at: datetime) -> None:
+        """The Atlas job could not be created: the record ends here as ERROR (no poll loop will run)."""
+        moment = isoformat(at)
+        self._update(
+            restore_id,
+            "SET #status = :status, finalStatus = :final, finishedAt = :at, #error = :error, "
+            "timeline = list_append(timeline, :entry)",
+            {
+                ":status": "CREATE_FAILED",
+                ":final": "ERROR",
+                ":at": moment,
+                ":error": {"code": code, "message": message},
+                ":entry": [{"status": "CREATE_FAILED", "at": moment}],
+            },
+            names={"#status": "status", "#error": "error"},
+        )
+
+    def record_refusal(self, refusal: RefusalRecord) -> None:
+        with translated():
+            client("dynamodb").put_item(TableName=self.table_name, Item=to_item(refusal.to_stored()))
+
+    # --- the poll step's writes ---------------------------------------------------------------------
+
+    def record_status(self, restore_id: str, status: str, at: datetime) -> bool:
+        """Append ``status`` to the record's timeline if it differs from the latest one. True if it did.
+
+        Conditional, so two overlapping polls cannot append the same status twice, and a record the intake
+        never wrote is not created half-empty here.
+        """
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": restore_id}},
+                UpdateExpression=(
+                    "SET #status = :status, #timeline = list_append(if_not_exists(#timeline, :empty), :entry)"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(id) AND attribute_not_exists(finalStatus) "
+                    "AND (attribute_not_exists(#status) OR #status <> :status)"
+                ),
+                ExpressionAttributeNames={"#status": "status", "#timeline": "timeline"},
+                ExpressionAttributeValues={
+                    ":status": {"S": status},
+                    ":empty": {"L": []},
+                    ":entry": to_attribute([{"status": status, "at": isoformat(at)}]),
+                },
+            )
+            return True
+        except Exception as exc:
+            if condition_failed(exc):
+                return False
+            raise
+
+    def atlas_outage(self, restore_id: str) -> OutageState:
+        """The record's outage fields (empty when Atlas answered the last look, or there is no record)."""
+        answer = client("dynamodb").get_item(
+            TableName=self.table_name,
+            Key={"id": {"S": restore_id}},
+            ConsistentRead=True,
+            ProjectionExpression="#since, #notBefore, #fault",
+            ExpressionAttributeNames=_OUTAGE_NAMES,
+        )
+        stored = from_item(answer.get("Item") or {})
+        return OutageState(
+            since=_moment(stored.get("atlasUnreachableSince")),
+            not_before=_moment(stored.get("atlasRetryNotBefore")),
+        )
+
+    def note_atlas_fault(
+        self, restore_id: str, *, at: datetime, not_before: datetime | None, code: str, message: str
+    ) -> datetime | None:
+        """Record a fault; returns when the outage began (``at`` if this is its first fault), or None if
+        the restore has no record or has already ended."""
+        moment = isoformat(at)
+        update = "SET #since = if_not_exists(#since, :at), #fault = :fault"
+        values: dict[str, Any] = {
+            ":at": {"S": moment},
+            ":fault": to_attribute({"code": code, "message": message, "at": moment}),
+        }
+        if not_before is not None:
+            update += ", #notBefore = :notBefore"
+            values[":notBefore"] = {"S": isoformat(not_before)}
+        else:
+            update += " REMOVE #notBefore"
+        try:
+            answer = client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": restore_id}},
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(id) AND attribute_not_exists(finalStatus)",
+                ExpressionAttributeNames=_OUTAGE_NAMES,
+                ExpressionAttributeValues=values,
+                # Not UPDATED_NEW: an if_not_exists that keeps the old value may count as "not updated".
+                ReturnValues="ALL_NEW",
+            )
+        except Exception as exc:
+            if condition_failed(exc):
+                return None
+            raise
+        return _moment(from_item(answer.get("Attributes") or {}).get("atlasUnreachableSince"))
+
+    def clear_atlas_outage(self, restore_id: str) -> None:
+        """Atlas answered: the outage is over (the next fault starts a new one)."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": restore_id}},
+                UpdateExpression="REMOVE #since, #notBefore, #fault",
+                ConditionExpression="attribute_exists(id) AND attribute_not_exists(finalStatus)",
+                ExpressionAttributeNames=_OUTAGE_NAMES,
+            )
+        except Exception as exc:
+            if not condition_failed(exc):
+                raise
+
+    # --- the ending ---------------------------------------------------------------------------------
+
+    def save_final(self, record: RestoreRecord) -> tuple[RestoreRecord, bool]:
+        """Write the final record once. Returns ``(record as stored, written by this call)``.
+
+        A record that already has a final status is left as it is (a retried Record step, or a second
+        execution for the same restore): the first ending wins and is what gets notified.
+        """
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table_name,
+                Item=to_item(record.to_stored()),
+                ConditionExpression="attribute_not_exists(finalStatus)",
+            )
+            return record, True
+        except Exception as exc:
+            if not condition_failed(exc):
+                raise
+        stored = self.get(record.id)
+        return (stored or record), False
+
+    def open_notification(self, restore_id: str) -> Notification:
+        """The record's ``notification`` map (what earlier attempts sent), created empty if absent.
+
+        One UpdateItem, whose returned item is strongly consistent, so a retried Notify step sees every
+        channel an earlier attempt marked SENT. Raises if the record does not exist (nothing to track on).
+        """
+        answer = client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key={"id": {"S": restore_id}},
+            UpdateExpression="SET #notification = if_not_exists(#notification, :empty)",
+            ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeNames={"#notification": "notification"},
+            ExpressionAttributeValues={":empty": {"M": {}}},
+            ReturnValues="ALL_NEW",
+        )
+        notification = from_item(answer.get("Attributes") or {}).get("notification")
+        return Notification.model_validate(notification if isinstance(notification, dict) else {})
+
+    def mark_channel(self, restore_id: str, channel: str, delivery: Delivery) -> bool:
+        """Set ``notification.<channel>`` unless that channel is already SENT. True if it was set.
+
+        Needs the map :meth:`open_notification` creates. A SENT entry is never overwritten: not by a
+        failure, nor by a second delivery (an overlapping attempt, which then knows it sent twice).
+        """
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": restore_id}},
+                UpdateExpression="SET #notification.#channel = :delivery",
+                ConditionExpression=(
+                    "attribute_exists(#notification) AND "
+                    "(attribute_not_exists(#notification.#channel.#status) "
+                    "OR #notification.#channel.#status <> :sent)"
+                ),
+                ExpressionAttributeNames={
+                    "#notification": "notification",
+                    "#channel": channel,
+                    "#status": "status",
+                },
+                ExpressionAttributeValues={
+                    ":delivery": to_attribute(delivery.to_stored()),
+                    ":sent": {"S": "SENT"},
+                },
+            )
+            return True
+        except Exception as exc:
+            if condition_failed(exc):
+                return False
+            raise
+
+    def mark_notification(self, restore_id: str, notification: Notification) -> None:
+        """Set the overall ``notification.status``/``at``/``error`` given, keeping the per-channel entries;
+        on a record without the map, write the map whole."""
+        overall = {k: v for k, v in notification.to_stored().items() if k not in ("sns", "events")}
+        names = {"#notification": "notification"}
+        values: dict[str, Any] = {}
+        assignments = []
+        for index, (key, value) in enumerate(overall.items()):
+            names[f"#k{index}"] = key
+            values[f":v{index}"] = to_attribute(value)
+            assignments.append(f"#notification.#k{index} = :v{index}")
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": restore_id}},
+                UpdateExpression="SET " + ", ".join(assignments),
+                ConditionExpression="attribute_exists(#notification)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return
+        except Exception as exc:
+            if not condition_failed(exc):
+                raise
+        client("dynamodb").update_item(
+            TableName=self.table_name,
+            Key={"id": {"S": restore_id}},
+            UpdateExpression="SET #notification = :notification",
+            ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeNames={"#notification": "notification"},
+            ExpressionAttributeValues={":notification": to_attribute(notification.to_stored())},
+        )
+
+    # --- helpers ------------------------------------------------------------------------------------
+
+    def _update(
+        self,
+        restore_id: str,
+        expression: str,
+        values: Mapping[str, Any],
+        *,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"id": {"S": restore_id}},
+            "UpdateExpression": expression,
+            "ConditionExpression": "attribute_exists(id)",
+            "ExpressionAttributeValues": {k: to_attribute(v) for k, v in values.items()},
+        }
+        if names:
+            arguments["ExpressionAttributeNames"] = dict(names)
+        with translated():
+            client("dynamodb").update_item(**arguments)
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        return None
+
+
+def _encode_token(last_key: Mapping[str, Any], index: str) -> str:
+    plain = {k: v["S"] for k, v in last_key.items() if isinstance(v, dict) and "S" in v}
+    raw = json.dumps({"i": index, "k": plain}, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_token(token: str, index: str, partition: str, value: str) -> dict[str, Any]:
+    """The page key inside a token we handed out for the same listing; anything else is refused."""
+    if len(token) > 2048:
+        raise BadPageToken("nextToken is too long")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise BadPageToken("nextToken is not a token this API handed out") from None
+    expected = _TOKEN_KEYS[index]
+    if (
+        not isinstance(data, dict)
+        or data.get("i") != index
+        or not isinstance(data.get("k"), dict)
+        or set(data["k"]) != set(expected)
+        or not all(isinstance(v, str) and 0 < len(v) <= 512 for v in data["k"].values())
+        or data["k"].get(partition) != value  # DynamoDB refuses a start key outside the queried partition
+    ):
+        raise BadPageToken("nextToken does not belong to this listing (use it with the same filters)")
+    return {k: {"S": v} for k, v in data["k"].items()}

@@ -1,0 +1,184 @@
+"""Wires the adapters into the domain: the one place that knows which adapter serves which port.
+
+Every adapter is built on first use and kept for the container's life (boto3 clients, the Atlas client
+with its OAuth token, the DynamoDB persistence layer), so a warm Lambda builds nothing twice and a cold
+start builds only what its first event needs. ``reset()`` forgets them all (tests, local mode).
+
+Outside failures that happen while wiring leave as the domain's errors: a missing setting or a malformed
+secret is ``ServiceMisconfigured``, a throttled Secrets Manager ``DependencyUnavailable``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from flexrestore import clock
+from flexrestore.domain.errors import DependencyUnavailable, ServiceMisconfigured
+from flexrestore.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from flexrestore.atlas.client import AtlasClient
+    from flexrestore.aws.locks import TargetLocks
+    from flexrestore.aws.metrics import CloudWatchMetrics
+    from flexrestore.aws.notifier import Notifier
+    from flexrestore.aws.store import RestoreStore
+    from flexrestore.domain.guards import GuardConfig
+    from flexrestore.domain.intake import Intake
+    from flexrestore.domain.poll import Poller
+    from flexrestore.domain.request import RestoreRequest
+
+# Secrets Manager answers after which a retry later can work (anything else is a configuration problem).
+_TRANSIENT_SECRET_FAILURES = ("Throttling", "InternalServiceError", "Timeout", "EndpointConnectionError")
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        raise ServiceMisconfigured(str(exc)) from None
+
+
+def require(name: str) -> str:
+    try:
+        return settings().require(name)
+    except SettingsError as exc:
+        raise ServiceMisconfigured(str(exc)) from None
+
+
+@cache
+def _store(table: str) -> RestoreStore:
+    from flexrestore.aws.store import RestoreStore
+
+    return RestoreStore(table)
+
+
+def store() -> RestoreStore:
+    return _store(require("restores_table"))
+
+
+@cache
+def _locks(table: str) -> TargetLocks:
+    from flexrestore.aws.locks import TargetLocks
+
+    return TargetLocks(table)
+
+
+def locks() -> TargetLocks:
+    return _locks(require("restores_table"))
+
+
+@cache
+def metrics() -> CloudWatchMetrics:
+    from flexrestore.aws.metrics import CloudWatchMetrics
+
+    return CloudWatchMetrics()
+
+
+@cache
+def _notifier(topic_arn: str, bus: str) -> Notifier:
+    from flexrestore.aws.notifier import Notifier
+
+    return Notifier(topic_arn, bus)
+
+
+def notifier() -> Notifier:
+    return _notifier(require("notification_topic_arn"), settings().event_bus_name)
+
+
+def optional_notifier() -> Notifier | None:
+    """The notifier where this function has a topic (the intake tells endings and refusals if it does)."""
+    return notifier() if settings().notification_topic_arn else None
+
+
+def atlas() -> AtlasClient:
+    """The container's Atlas client; a missing or malformed secret is named, never shown."""
+    from flexrestore.atlas.factory import get_atlas_client
+    from flexrestore.aws.secrets import SecretUnavailable
+
+    try:
+        return get_atlas_client()
+    except SecretUnavailable as exc:
+        if any(word in str(exc) for word in _TRANSIENT_SECRET_FAILURES):
+            raise DependencyUnavailable("SECRET_UNAVAILABLE", str(exc), retry_after=30) from None
+        raise ServiceMisconfigured(str(exc)) from None
+    except SettingsError as exc:
+        raise ServiceMisconfigured(str(exc)) from None
+
+
+def guard_config() -> GuardConfig:
+    from flexrestore.domain.guards import GuardConfig
+
+    try:
+        return GuardConfig.from_settings(settings())
+    except SettingsError as exc:
+        raise ServiceMisconfigured(str(exc)) from None
+
+
+def checked_recovery_plans() -> dict[str, RestoreRequest]:
+    """RECOVERY_PLANS, validated with the request model and the static target guards."""
+    return _recovery_plans(settings())
+
+
+@cache
+def _recovery_plans(current: Settings) -> dict[str, RestoreRequest]:
+    from flexrestore.domain.guards import GuardConfig, validate_recovery_plans
+    from flexrestore.domain.recovery import RecoveryPlanError, load_recovery_plans
+
+    plans = load_recovery_plans(current.recovery_plans)
+    problems = validate_recovery_plans(plans, GuardConfig.from_settings(current))
+    if problems:
+        raise RecoveryPlanError("RECOVERY_PLANS: " + "; ".join(problems))
+    return plans
+
+
+def intake(context: Any, *, expires_after: int | None = None) -> Intake:
+    """The intake flow over the real adapters."""
+    from flexrestore.aws.executions import Executions
+    from flexrestore.aws.idempotency import exactly_once
+    from flexrestore.domain.intake import Intake, IntakeConfig
+
+    current = settings()
+    return Intake(
+        atlas=atlas,
+        records=store(),
+        locks=locks(),
+        executions=Executions(require("state_machine_arn")),
+        exactly_once=exactly_once(
+            require("idempotency_table"), context, expires_after or current.idempotency_ttl_seconds
+        ),
+        metrics=metrics(),
+        config=IntakeConfig(
+            guards=guard_config(),
+            poll_deadline_seconds=current.poll_deadline_seconds,
+            idempotency_ttl_seconds=current.idempotency_ttl_seconds,
+        ),
+        now=clock.utcnow,
+        notifier=optional_notifier(),
+    )
+
+
+def poller() -> Poller:
+    from flexrestore.domain.poll import Poller
+
+    return Poller(
+        atlas=atlas,
+        records=store(),
+        outage_tolerance_seconds=settings().atlas_outage_tolerance_seconds,
+        now=clock.utcnow,
+    )
+
+
+def reset() -> None:
+    """Forget every adapter and cached setting (what a fresh container would not have)."""
+    from flexrestore.atlas import factory
+    from flexrestore.atlas.auth import reset_token_cache
+    from flexrestore.aws import clients, secrets
+
+    get_settings.cache_clear()
+    for cached in (_store, _locks, metrics, _notifier, _recovery_plans):
+        cached.cache_clear()
+    clients.reset()
+    secrets.reset()
+    factory.reset()
+    reset_token_cache()

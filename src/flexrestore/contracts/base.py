@@ -1,0 +1,48 @@
+"""What every contract model shares: camelCase on the wire, snake_case in Python, dates as ISO 8601 UTC
+strings with a ``Z`` (``flexrestore.clock.isoformat``, the one date format of the service)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+from flexrestore.clock import isoformat, parse_iso
+
+
+def _moment(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_iso(value)
+        except ValueError:
+            pass
+    raise ValueError("must be an ISO 8601 date-time")
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_moment),
+    PlainSerializer(isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-01T02:01:05Z"]}),
+]
+
+
+class Contract(BaseModel):
+    """A frozen model with Atlas-style camelCase names on the wire."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore", serialize_by_alias=True
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: every field, ``null`` where there is no value."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def to_stored(self) -> dict[str, Any]:
+        """The JSON form without the fields that have no value (DynamoDB items leave them out, so conditions
+        such as ``attribute_not_exists(finalStatus)`` mean "not ended yet")."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

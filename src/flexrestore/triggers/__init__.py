@@ -1,0 +1,47 @@
+"""The intake's edges: each event is parsed once, here, into the domain's types, then flows down to the
+one intake flow (domain/intake.py) and its answer is shaped on the way back.
+
+- ``http``: API Gateway REST proxy events (the HTTP API); imported on the first API event only.
+- ``eventbridge``: a verification schedule's "Scheduled Event", a CloudWatch alarm's state change.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger("flexrestore.triggers")
+
+
+class UnknownEvent(RuntimeError):
+    """An event the intake does not handle (raised to Lambda, so it is retried and then dead-lettered)."""
+
+
+SCHEDULED_EVENT = "Scheduled Event"
+ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+
+
+def kind_of(event: Any) -> str:
+    """``api``, ``schedule``, ``alarm`` or ``unknown``."""
+    if not isinstance(event, dict):
+        return "unknown"
+    if "httpMethod" in event and "requestContext" in event:
+        return "api"
+    detail_type = event.get("detail-type")
+    return {SCHEDULED_EVENT: "schedule", ALARM_STATE_CHANGE: "alarm"}.get(str(detail_type), "unknown")
+
+
+def dispatch(event: Any, context: Any) -> dict[str, Any]:
+    kind = kind_of(event)
+    if kind == "api":
+        from flexrestore.triggers.http import app
+
+        result: dict[str, Any] = app.resolve(event, context)
+        return result
+    if kind in ("schedule", "alarm"):
+        from flexrestore.triggers import eventbridge
+
+        return eventbridge.handle(event, context, "schedule" if kind == "schedule" else "alarm")
+    keys = sorted(event)[:10] if isinstance(event, dict) else type(event).__name__
+    logger.error("intake received an event it does not handle", extra={"eventKeys": keys})
+    raise UnknownEvent(f"intake does not handle this event (keys: {keys})")
