@@ -26,7 +26,7 @@ from flexrestore.atlas.errors import (
     AtlasRateLimited,
 )
 from flexrestore.atlas.models import RestoreJob
-from flexrestore.simulator import DEMO, SCENARIOS, AtlasSimulator
+from flexrestore.simulator import DEMO, SCENARIOS, AtlasSimulator, RateLimit
 
 SECRET_ID = "flexrestore/atlas-credentials"
 KINDS = ("service_account", "api_key")
@@ -255,27 +255,30 @@ def test_unknown_cluster_in_ok_scenario_is_not_found(
     assert_clean(sim)
 
 
-def test_rate_limited_waits_at_least_retry_after_7_on_the_clock(
+def test_rate_limited_waits_at_least_retry_after_on_the_clock(
     sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
 ) -> None:
-    sim.scenario = "rate-limited"
-    assert sim.retry_after_seconds == 7
+    sim.scenario = "rate-limited"  # each (operation, project) bucket starts empty; 2 tokens every 10 s
     client = make_client(kind)
     start = vclock.now()
     assert client.get_flex_cluster(GROUP, SOURCE).name == SOURCE
-    assert vclock.now() - start >= 7
-    assert vclock.slept[0] >= 7
+    assert vclock.now() - start >= 10
+    assert vclock.slept[0] >= 10
     job = create(client)
     assert len(sim.jobs) == 1 and job.id in sim.jobs
     limited = [c for c in api_calls(sim) if c.status == 429]
-    assert len(limited) == 2  # one per operation, each honoured
+    assert [c.operation for c in limited] == ["getFlexCluster", "createFlexRestoreJob"]  # one per bucket
+    # Retry-After honoured: each operation was not asked again before its bucket's refill 10 s later.
+    for refused in limited:
+        later = [c for c in api_calls(sim) if c.operation == refused.operation and c.at > refused.at]
+        assert later and later[0].at >= refused.at + 10 and later[0].status == 200
     assert_clean(sim)
 
 
 def test_rate_limited_beyond_the_budget_gives_up_with_retry_after(
     sim: AtlasSimulator, vclock: clock.VirtualClock, make_client: Any, kind: str
 ) -> None:
-    sim.retry_after_seconds = 300
+    sim.rate_limit = RateLimit(refill_seconds=300)  # the first token comes back 300 s after the first call
     sim.scenario = "rate-limited"
     client = make_client(kind, max_total_wait=60)
     with pytest.raises(AtlasRateLimited) as caught:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from flexrestore.clock import VirtualClock
-from flexrestore.simulator import DEMO, SCENARIOS, AtlasSimulator
+from flexrestore.simulator import DEMO, FLEET, SCENARIOS, AtlasSimulator, RateLimit
 from flexrestore.simulator.spec import ResponseValidator, Spec
 
 MEDIA = "application/vnd.atlas.2024-11-13+json"
@@ -26,7 +26,7 @@ SNAPSHOTS = f"{SOURCE}/backup/snapshots"
 
 def _api_error_schema() -> dict[str, Any]:
     schema = copy.deepcopy(Spec.load().operations[0].responses["400"])
-    # The spec types `parameters` items as objects, but real Atlas sends scalars (atlas/README §8:
+    # The spec types `parameters` items as objects, but real Atlas sends scalars (its rate-limit docs show
     # `parameters [path, 55, 10, 5, 60]`); the simulator follows Atlas.
     del schema["properties"]["parameters"]["items"]
     return schema
@@ -405,29 +405,81 @@ def test_not_found_scenario(api: httpx.Client, sim: AtlasSimulator) -> None:
     assert_api_error(create(api), 404, "CLUSTER_NOT_FOUND")
 
 
-def test_rate_limited_until_retry_after_has_passed(
+CLUSTER_ENDPOINT = "/api/atlas/v2/groups/{groupId}/flexClusters/{name}"
+
+
+def test_rate_limited_is_a_token_bucket_per_operation_and_project(
+    api: httpx.Client, sim: AtlasSimulator, clock: VirtualClock
+) -> None:
+    sim.scenario = "rate-limited"  # default buckets: capacity 10, 2 tokens every 10 s, starting empty
+    assert sim.rate_limit == RateLimit(capacity=10, refill_amount=2, refill_seconds=10, initial_tokens=0)
+
+    first = api.get(SOURCE)
+    body = assert_api_error(first, 429, "RATE_LIMITED_TOKEN_BUCKET")
+    assert body["detail"] == (
+        f"Rate limit exceeded for {CLUSTER_ENDPOINT}. Please retry after 10 seconds. "
+        "Request capacity: 10. Refill rate: 2 per 10 seconds."
+    )
+    assert body["parameters"] == [CLUSTER_ENDPOINT, 10, 10, 2, 10]
+    assert (first.headers["retry-after"], first.headers["ratelimit-limit"]) == ("10", "10")
+    assert first.headers["ratelimit-remaining"] == "0"
+    clock.advance(3)
+    early = api.get(SOURCE)
+    assert early.status_code == 429 and early.headers["retry-after"] == "7"  # counts down to the refill
+    clock.advance(7)  # the first refill: 2 tokens
+    served = [api.get(SOURCE) for _ in range(2)]
+    assert [(a.status_code, a.headers["ratelimit-remaining"]) for a in served] == [(200, "1"), (200, "0")]
+    assert all(a.headers["ratelimit-limit"] == "10" and "retry-after" not in a.headers for a in served)
+    empty = api.get(SOURCE)
+    assert empty.status_code == 429 and empty.headers["retry-after"] == "10"  # the next refill, 10 s on
+    # Each operation has its own bucket, and so has each project.
+    other_operation = api.get(SNAPSHOTS)
+    assert other_operation.status_code == 429 and other_operation.headers["retry-after"] == "10"
+    clock.advance(4)
+    other_project = api.get(f"/api/atlas/v2/groups/{FLEET.group_id}/flexClusters/{FLEET.sources[0]}")
+    assert other_project.status_code == 429 and other_project.headers["retry-after"] == "10"
+    assert api.get(SOURCE).headers["retry-after"] == "6"
+    # An idle bucket fills up to its capacity and no further.
+    clock.advance(600)
+    burst = [api.get(SOURCE) for _ in range(11)]
+    assert [a.status_code for a in burst] == [200] * 10 + [429]
+    assert [a.headers["ratelimit-remaining"] for a in burst] == [str(n) for n in range(9, -1, -1)] + ["0"]
+    # A refused call takes no token: the bucket refills to exactly 2 again.
+    clock.advance(10)
+    assert [api.get(SOURCE).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_rate_limit_figures_are_configurable(
     api: httpx.Client, sim: AtlasSimulator, clock: VirtualClock
 ) -> None:
     sim.scenario = "rate-limited"
+    sim.rate_limit = RateLimit(capacity=3, refill_amount=1, refill_seconds=55)
 
     first = api.get(SOURCE)
-    assert_api_error(first, 429, "RATE_LIMITED_TOKEN_BUCKET")
-    assert first.headers["retry-after"] == "7"
-    clock.advance(3)
-    early = api.get(SOURCE)
-    assert early.status_code == 429 and early.headers["retry-after"] == "4"
-    clock.advance(4)
-    assert api.get(SOURCE).status_code == 200
-    assert api.get(SOURCE).status_code == 200
-    other = api.get(SNAPSHOTS)  # each operation has its own window
-    assert other.status_code == 429 and other.headers["retry-after"] == "7"
+    body = assert_api_error(first, 429, "RATE_LIMITED_TOKEN_BUCKET")
+    assert first.headers["retry-after"] == "55"
+    assert body["detail"].endswith(
+        "Please retry after 55 seconds. Request capacity: 3. Refill rate: 1 per 55 seconds."
+    )
+    assert body["parameters"][1:] == [55, 3, 1, 55]
+    clock.advance(55)
+    assert [api.get(SOURCE).status_code for _ in range(2)] == [200, 429]
+
+    sim.rate_limit = RateLimit(capacity=3, refill_amount=1, refill_seconds=55, initial_tokens=3)  # restarts
+    answers = [api.get(SOURCE) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+    with pytest.raises(ValueError, match="initial_tokens"):
+        RateLimit(capacity=3, initial_tokens=4)
 
 
-def test_rate_limit_retry_after_is_configurable(api: httpx.Client, sim: AtlasSimulator) -> None:
-    sim.retry_after_seconds = 11
-    sim.scenario = "rate-limited"
+def test_answers_carry_rate_limit_headers_outside_rate_limited(api: httpx.Client) -> None:
+    answers = [api.get(SOURCE) for _ in range(3)]
 
-    assert api.get(SOURCE).headers["retry-after"] == "11"
+    assert [a.headers["ratelimit-limit"] for a in answers] == ["1200"] * 3  # what real Atlas answered
+    assert [a.headers["ratelimit-remaining"] for a in answers] == ["1199", "1198", "1197"]
+    assert "retry-after" not in answers[0].headers
+    assert api.get(SNAPSHOTS).headers["ratelimit-remaining"] == "1199"  # another bucket
 
 
 def test_rate_limited_without_header(api: httpx.Client, sim: AtlasSimulator) -> None:
