@@ -115,9 +115,12 @@ class FleetSeed:
 
     def index_of(self, source: str) -> int:
         """1 for fleet-01 ... 24 for fleet-24."""
-        if source not in self.sources:
+        number = source.removeprefix(self.source_prefix)
+        if number == source or not number.isdigit() or source != f"{self.source_prefix}{int(number):02d}":
             raise KeyError(f"{source!r} is not a FLEET source")
-        return self.sources.index(source) + 1
+        if not 1 <= int(number) <= self.size:
+            raise KeyError(f"{source!r} is not a FLEET source")
+        return int(number)
 
     def source_id(self, source: str) -> str:
         return _fleet_id(1, self.index_of(source))
