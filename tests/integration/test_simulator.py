@@ -412,25 +412,25 @@ CLUSTER_ENDPOINT = "/api/atlas/v2/groups/{groupId}/flexClusters/{name}"
 def test_rate_limited_is_a_token_bucket_per_operation_and_project(
     api: httpx.Client, sim: AtlasSimulator, clock: VirtualClock
 ) -> None:
-    sim.scenario = "rate-limited"  # default buckets: capacity 10, 2 tokens every 10 s, starting empty
-    assert sim.rate_limit == RateLimit(capacity=10, refill_amount=2, refill_seconds=10, initial_tokens=0)
+    sim.scenario = "rate-limited"  # default buckets: capacity 3, 1 token every 10 s, starting empty
+    assert sim.rate_limit == RateLimit(capacity=3, refill_amount=1, refill_seconds=10, initial_tokens=0)
 
     first = api.get(SOURCE)
     body = assert_api_error(first, 429, "RATE_LIMITED_TOKEN_BUCKET")
     assert body["detail"] == (
         f"Rate limit exceeded for {CLUSTER_ENDPOINT}. Please retry after 10 seconds. "
-        "Request capacity: 10. Refill rate: 2 per 10 seconds."
+        "Request capacity: 3. Refill rate: 1 per 10 seconds."
     )
-    assert body["parameters"] == [CLUSTER_ENDPOINT, 10, 10, 2, 10]
-    assert (first.headers["retry-after"], first.headers["ratelimit-limit"]) == ("10", "10")
+    assert body["parameters"] == [CLUSTER_ENDPOINT, 10, 3, 1, 10]
+    assert (first.headers["retry-after"], first.headers["ratelimit-limit"]) == ("10", "3")
     assert first.headers["ratelimit-remaining"] == "0"
     clock.advance(3)
     early = api.get(SOURCE)
     assert early.status_code == 429 and early.headers["retry-after"] == "7"  # counts down to the refill
-    clock.advance(7)  # the first refill: 2 tokens
-    served = [api.get(SOURCE) for _ in range(2)]
-    assert [(a.status_code, a.headers["ratelimit-remaining"]) for a in served] == [(200, "1"), (200, "0")]
-    assert all(a.headers["ratelimit-limit"] == "10" and "retry-after" not in a.headers for a in served)
+    clock.advance(7)  # the first refill: 1 token
+    served = api.get(SOURCE)
+    assert (served.status_code, served.headers["ratelimit-remaining"]) == (200, "0")
+    assert served.headers["ratelimit-limit"] == "3" and "retry-after" not in served.headers
     empty = api.get(SOURCE)
     assert empty.status_code == 429 and empty.headers["retry-after"] == "10"  # the next refill, 10 s on
     # Each operation has its own bucket, and so has each project.
@@ -442,12 +442,12 @@ def test_rate_limited_is_a_token_bucket_per_operation_and_project(
     assert api.get(SOURCE).headers["retry-after"] == "6"
     # An idle bucket fills up to its capacity and no further.
     clock.advance(600)
-    burst = [api.get(SOURCE) for _ in range(11)]
-    assert [a.status_code for a in burst] == [200] * 10 + [429]
-    assert [a.headers["ratelimit-remaining"] for a in burst] == [str(n) for n in range(9, -1, -1)] + ["0"]
-    # A refused call takes no token: the bucket refills to exactly 2 again.
+    burst = [api.get(SOURCE) for _ in range(4)]
+    assert [a.status_code for a in burst] == [200, 200, 200, 429]
+    assert [a.headers["ratelimit-remaining"] for a in burst] == ["2", "1", "0", "0"]
+    # A refused call takes no token: one refill later there is exactly one again.
     clock.advance(10)
-    assert [api.get(SOURCE).status_code for _ in range(3)] == [200, 200, 429]
+    assert [api.get(SOURCE).status_code for _ in range(2)] == [200, 429]
 
 
 def test_rate_limit_figures_are_configurable(

@@ -30,10 +30,10 @@ Scenarios (``sim.scenario = ...`` at any time; switching restarts the fault coun
   not-found                   every call naming a cluster answers 404 CLUSTER_NOT_FOUND (listing and
                               creating clusters are served)
   rate-limited                a token bucket per operation and project (``rate_limit``, a RateLimit:
-                              capacity 10, 2 tokens every 10 s, starting empty); a call with no token left
+                              capacity 3, 1 token every 10 s, starting empty); a call with no token left
                               gets 429 RATE_LIMITED_TOKEN_BUCKET with Retry-After = seconds to the next
                               refill. A single restore meets a few 429s (Retry-After <= 10 s); a fleet of
-                              restores in one project meets them often
+                              restores in one project meets them often (about 1 call in 4 at 5 at a time)
   rate-limited-no-header      the first 2 calls of each operation answer 429 without Retry-After
   flaky                       the first 2 calls of each operation answer 503 then 500, then succeed
   token-expired               the next API call's bearer token is refused as expired (401, and it stays

@@ -68,15 +68,17 @@ class RateLimit:
     callers of the project have just spent it, so the scenario shows even on a single restore). Every
     ``refill_seconds`` after the bucket's first use it gains ``refill_amount`` tokens, up to ``capacity``
     (Atlas's figures read "Request capacity: 10. Refill rate: 5 per 60 seconds."). A call takes one
-    token; with none left it gets a 429 whose Retry-After is the time to the next refill.
+    token; with none left it gets a 429 whose Retry-After is the time to the next refill, and takes none.
 
-    The defaults (capacity 10, 2 tokens every 10 s) let a single restore through with a few 429s whose
-    Retry-After (at most 10 s) fits the service's 15 s client budget; a fleet of restores in one project
-    shares each operation's 12 calls a minute and meets 429s often, some beyond that budget.
+    The defaults (capacity 3, 1 token every 10 s) let a single restore through with a few 429s (one per
+    operation's first call) whose Retry-After, 10 s, fits the service's 15 s client budget. A fleet of
+    restores in one project shares each operation's 6 calls a minute and bursts of 3: at 5 restores at a
+    time about one call in four is refused, on every operation. Atlas's own figures would refill too
+    slowly for that budget (Retry-After up to 60 s).
     """
 
-    capacity: int = 10
-    refill_amount: int = 2
+    capacity: int = 3
+    refill_amount: int = 1
     refill_seconds: int = 10
     initial_tokens: int = 0
 
