@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import logging
 import random
 from collections.abc import Callable, Iterator
@@ -698,6 +699,35 @@ def test_a_cluster_found_after_an_unanswered_create_without_our_tags_is_not_adop
 
     assert [c.operation for c in api_calls(sim)] == ["getFlexCluster"]  # looked, never re-sent
     assert sim.state.clusters[(VERIFY, "frv-race-001")].tags == {"team": "data-platform"}
+    assert_clean(sim)
+
+
+def test_a_taken_name_answered_as_a_400_is_looked_up_too(
+    sim: AtlasSimulator, vclock: clock.VirtualClock
+) -> None:
+    """Atlas's older error table has DUPLICATE_CLUSTER_NAME as a 400 (the simulator answers 409)."""
+
+    class DuplicateAs400(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = self.inner.handle_request(request)
+            if response.status_code == 409:
+                response.read()
+                body = {**json.loads(response.content), "error": 400, "reason": "Bad Request"}
+                return httpx.Response(400, json=body, request=request)
+            return response
+
+    client = AtlasClient(
+        sim.base_url, credentials("service_account"), clock=vclock, transport=DuplicateAs400()
+    )
+    with client:
+        made = create_cluster(client, "frv-twice-001")
+        assert create_cluster(client, "frv-twice-001").id == made.id  # a retried invocation: adopted
+        with pytest.raises(AtlasConflict, match="not created by this request"):
+            create_cluster(client, FLEET.decoy_cluster)
+    assert clusters_named(sim, "frv-twice-001") == 1
     assert_clean(sim)
 
 

@@ -274,12 +274,12 @@ class AtlasClient:
 
         Never blindly re-sent. After a failure that may have reached Atlas (5xx, timeout, cut connection)
         the next attempt first GETs the cluster by name and adopts it if it carries every tag in ``tags``;
-        only if there is none is the create sent again. A name already taken (409) is looked up the same
-        way. A cluster of that name without those tags was not made by this create: :class:`AtlasConflict`
-        (``DUPLICATE_CLUSTER_NAME``), never adopted. Give ``tags`` that only this create uses (a run id):
-        with no tags nothing can be proved ours, so nothing is ever adopted. A DELETING cluster is not
-        adopted either. 429 is retried (Atlas refused before acting); other 4xx are not (a per-project
-        cluster limit is reported, never retried).
+        only if there is none is the create sent again. A name already taken (409, or 400
+        ``DUPLICATE_CLUSTER_NAME``) is looked up the same way. A cluster of that name without those tags
+        was not made by this create: :class:`AtlasConflict` (``DUPLICATE_CLUSTER_NAME``), never adopted.
+        Give ``tags`` that only this create uses (a run id): with no tags nothing can be proved ours, so
+        nothing is ever adopted. A DELETING cluster is not adopted either. 429 is retried (Atlas refused
+        before acting); other 4xx are not (a per-project cluster limit is reported, never retried).
         """
         path = f"{API_PREFIX}/groups/{quote(group_id, safe='')}/flexClusters"
         body: dict[str, Any] = {
@@ -302,9 +302,11 @@ class AtlasClient:
                 response = self._send("POST", path, json_body=body, attempt=attempt)
             except AtlasError as error:
                 if not error.retryable:
-                    if isinstance(error, AtlasConflict) or uncertain:
-                        # The name is taken (or an earlier, unanswered create may have landed after we
-                        # looked): ours if it carries our tags, else say so plainly.
+                    taken = isinstance(error, AtlasConflict) or error.error_code == "DUPLICATE_CLUSTER_NAME"
+                    if taken or uncertain:
+                        # The name is taken (409, or 400 DUPLICATE_CLUSTER_NAME as Atlas's older error table
+                        # has it), or an earlier, unanswered create may have landed after we looked: ours if
+                        # it carries our tags, else say so plainly.
                         found = self._adoptable_cluster(group_id, name, tags, deadline=deadline)
                         if found is not None:
                             return found
