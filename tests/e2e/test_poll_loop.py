@@ -18,7 +18,7 @@ from flexrestore.aws.notifier import Notifier
 from flexrestore.clock import VirtualClock
 from flexrestore.domain.errors import RestoreStillRunning
 from flexrestore.local.harness import RESTORES_TABLE, OfflineStack
-from flexrestore.simulator import DEMO, AtlasSimulator
+from flexrestore.simulator import DEMO, AtlasSimulator, RateLimit
 from tests.e2e.support import StartedRestore, start_restore
 
 pytestmark = pytest.mark.timeout(60)
@@ -323,9 +323,10 @@ def test_rate_limits_beyond_the_clients_patience_are_waited_out_by_the_state_mac
     stack: OfflineStack,
 ) -> None:
     restore = start_restore(stack)
-    # Every Atlas operation is now refused for 55 s from its first call: more than the client's own
-    # retry budget (15 s), so the poll Lambda raises AtlasRateLimited and the state machine waits.
-    stack.simulator.retry_after_seconds = 55
+    # Every Atlas operation's bucket now starts empty and refills 55 s after its first call: more than the
+    # client's own retry budget (15 s), so the poll Lambda raises AtlasRateLimited and the state machine
+    # waits.
+    stack.simulator.rate_limit = RateLimit(refill_seconds=55)
     stack.simulator.scenario = "rate-limited"
     record, notification, event = ended(stack, restore)
 

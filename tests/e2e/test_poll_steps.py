@@ -19,6 +19,7 @@ from flexrestore.contracts import InvalidExecutionInput
 from flexrestore.domain.errors import RestoreStillRunning
 from flexrestore.local.harness import OfflineStack
 from flexrestore.settings import get_settings
+from flexrestore.simulator import RateLimit
 from tests.e2e.support import StartedRestore, start_restore
 
 pytestmark = pytest.mark.timeout(60)
@@ -250,7 +251,7 @@ def test_no_look_reaches_atlas_before_its_retry_after(
     stack: OfflineStack, restore: StartedRestore, clock: VirtualClock
 ) -> None:
     clock.advance(20)
-    stack.simulator.retry_after_seconds = 120  # beyond the client's own 15 s budget
+    stack.simulator.rate_limit = RateLimit(refill_seconds=120)  # beyond the client's own 15 s budget
     stack.simulator.scenario = "rate-limited"
     with pytest.raises(RestoreStillRunning, match="AtlasRateLimited"):
         poll(stack, restore)

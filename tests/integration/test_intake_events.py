@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from flexrestore.local.harness import OfflineStack
-from flexrestore.simulator import DEMO
+from flexrestore.simulator import DEMO, RateLimit
 from tests.integration.intake_support import (
     answer,
     api_post,
@@ -463,14 +463,23 @@ def test_dedicated_source_is_400_with_atlas_error_code(stack: OfflineStack) -> N
 
 
 def test_brief_rate_limit_is_retried_within_bounds(stack: OfflineStack) -> None:
-    stack.simulator.scenario = "rate-limited"  # Retry-After 7 s: the client waits (virtually) and goes on
+    # Every bucket starts empty and gets 2 tokens 10 s later: each operation's first call is refused with
+    # Retry-After 10 s (within the client's 15 s budget); the client waits (virtually) and goes on.
+    stack.simulator.scenario = "rate-limited"
     status, _, _ = answer(stack.invoke("intake", load("api-post-restore.json")))
     assert status == 202
     assert len(stack.simulator.jobs) == 1
+    calls = [c for c in stack.simulator.calls if c.operation != "token"]
+    refused = [c for c in calls if c.status == 429]
+    assert refused and {c.operation for c in refused} == {c.operation for c in calls}
+    for call in refused:  # each retried no earlier than its Retry-After, and then served
+        retry = next(c for c in calls if c.operation == call.operation and c.at > call.at)
+        assert retry.at >= call.at + 10 and retry.status == 200
 
 
 def test_long_rate_limit_is_503_with_atlas_retry_after(stack: OfflineStack) -> None:
-    stack.simulator.state.retry_after_seconds = 900  # beyond the client's retry budget
+    # Buckets that refill only 900 s after their first call: beyond the client's retry budget.
+    stack.simulator.rate_limit = RateLimit(refill_seconds=900)
     stack.simulator.scenario = "rate-limited"
     status, body, headers = answer(stack.invoke("intake", load("api-post-restore.json")))
     assert (status, headers["Retry-After"]) == (503, "900")
@@ -517,7 +526,7 @@ def test_schedule_refusal_is_returned_not_retried(stack: OfflineStack) -> None:
 def test_schedule_fault_raises_for_a_retry_then_succeeds(stack: OfflineStack) -> None:
     from flexrestore.triggers.eventbridge import IntakeFailed
 
-    stack.simulator.state.retry_after_seconds = 900
+    stack.simulator.rate_limit = RateLimit(refill_seconds=900)
     stack.simulator.scenario = "rate-limited"
     with pytest.raises(IntakeFailed, match="503 RATE_LIMITED"):
         stack.invoke("intake", load("schedule-nightly-verify.json"))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from flexrestore.local.harness import FakeLambdaContext, OfflineStack
-from flexrestore.simulator import DEMO
+from flexrestore.simulator import DEMO, RateLimit
 from tests.integration.intake_support import (
     creates,
     deliver_concurrently,
@@ -184,7 +184,7 @@ def test_a_fault_on_one_element_keeps_the_others_and_the_retry_finishes(
         return built
 
     monkeypatch.setattr(bootstrap, "intake", build)
-    stack.simulator.state.retry_after_seconds = 900  # beyond the client's budget: a 503 fault at once
+    stack.simulator.rate_limit = RateLimit(refill_seconds=900)  # beyond the client's budget: a 503 at once
 
     with pytest.raises(IntakeFailed) as failed:
         stack.invoke("intake", event)

@@ -128,6 +128,36 @@ def test_flex_cluster_reads_tags_state_and_version() -> None:
     assert cluster.mongodb_version == "8.0.15"
     assert cluster.tag_map == {"restore-protected": "true"}
     assert cluster.termination_protection_enabled is False
+    assert cluster.create_date is not None and cluster.create_date.year == 2026
+    assert cluster.is_idle
+    assert cluster.provider_settings is not None
+    assert cluster.provider_settings.backing_provider_name == "AWS"
+    assert cluster.provider_settings.region_name == "US_EAST_1"
+    assert cluster.provider_settings.provider_name == "FLEX"
+    assert cluster.provider_settings.disk_size_gb is None
+    assert cluster.connection_strings is not None
+    assert cluster.connection_strings.standard_srv == "mongodb+srv://orders-prod.example.invalid"
+    assert cluster.connection_strings.standard is None
+
+
+def test_flex_cluster_disk_size_and_tag_checks() -> None:
+    cluster = FlexCluster.model_validate(
+        {
+            "id": "c" * 24,
+            "name": "frv-x-001",
+            "stateName": "CREATING",
+            "providerSettings": {"diskSizeGB": 5.0, "unknownField": 1},
+            "tags": [{"key": "run", "value": "r-1"}, {"key": "created-by", "value": "flexrestore"}],
+        }
+    )
+    assert cluster.provider_settings is not None and cluster.provider_settings.disk_size_gb == 5.0
+    assert not cluster.is_idle
+    assert cluster.carries_tags({"run": "r-1"})
+    assert cluster.carries_tags({"run": "r-1", "created-by": "flexrestore"})
+    assert cluster.carries_tags({})  # nothing asked: vacuously true (the client never adopts on no tags)
+    assert not cluster.carries_tags({"run": "r-2"})
+    assert not cluster.carries_tags({"run": "r-1", "owner": "me"})
+    assert cluster.connection_strings is None
 
 
 def test_flex_cluster_tolerates_unknown_state_and_missing_tags() -> None:

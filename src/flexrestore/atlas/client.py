@@ -16,7 +16,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
@@ -31,6 +31,7 @@ from flexrestore.atlas.errors import (
     AtlasBadResponse,
     AtlasConflict,
     AtlasError,
+    AtlasNotFound,
     AtlasRateLimited,
     AtlasUnavailable,
     error_from_response,
@@ -279,6 +280,156 @@ class AtlasClient:
                     return existing
                 error.retryable = False
                 raise
+
+    def list_flex_clusters(self, group_id: str) -> list[FlexCluster]:
+        """Every flex cluster of the project (all pages)."""
+        return self._list_all(f"{API_PREFIX}/groups/{quote(group_id, safe='')}/flexClusters", FlexCluster)
+
+    def create_flex_cluster(
+        self,
+        group_id: str,
+        name: str,
+        *,
+        provider: str,
+        region: str,
+        tags: Mapping[str, str],
+        termination_protection: bool = False,
+    ) -> FlexCluster:
+        """Create a flex cluster (Atlas answers 201 with it, ``CREATING``; it is ``IDLE`` seconds to
+        minutes later: wait for that before restoring into it).
+
+        Never blindly re-sent. After a failure that may have reached Atlas (5xx, timeout, cut connection)
+        the next attempt first GETs the cluster by name and adopts it if it carries every tag in ``tags``;
+        only if there is none is the create sent again. A name already taken (409, or 400
+        ``DUPLICATE_CLUSTER_NAME``) is looked up the same way. A cluster of that name without those tags
+        was not made by this create: :class:`AtlasConflict` (``DUPLICATE_CLUSTER_NAME``), never adopted.
+        Give ``tags`` that only this create uses (a run id): with no tags nothing can be proved ours, so
+        nothing is ever adopted. A DELETING cluster is not adopted either. 429 is retried (Atlas refused
+        before acting); other 4xx are not (a per-project cluster limit is reported, never retried).
+        """
+        path = f"{API_PREFIX}/groups/{quote(group_id, safe='')}/flexClusters"
+        body: dict[str, Any] = {
+            "name": name,
+            "providerSettings": {"backingProviderName": provider, "regionName": region},
+            "terminationProtectionEnabled": termination_protection,
+        }
+        if tags:
+            body["tags"] = [{"key": key, "value": value} for key, value in tags.items()]
+        deadline = self.clock.now() + self.policy.max_total_wait
+        uncertain = False  # set once a create may have reached Atlas unanswered
+        attempt = 0
+        while True:
+            attempt += 1
+            if uncertain:
+                existing = self._adoptable_cluster(group_id, name, tags, deadline=deadline)
+                if existing is not None:
+                    return existing
+            try:
+                response = self._send("POST", path, json_body=body, attempt=attempt)
+            except AtlasError as error:
+                if not error.retryable:
+                    taken = isinstance(error, AtlasConflict) or error.error_code == "DUPLICATE_CLUSTER_NAME"
+                    if taken or uncertain:
+                        # The name is taken (409, or 400 DUPLICATE_CLUSTER_NAME as Atlas's older error table
+                        # has it), or an earlier, unanswered create may have landed after we looked: ours if
+                        # it carries our tags, else say so plainly.
+                        found = self._adoptable_cluster(group_id, name, tags, deadline=deadline)
+                        if found is not None:
+                            return found
+                    raise
+                uncertain = uncertain or _may_have_reached_atlas(error)
+                try:
+                    self._wait_before_retry(error, attempt, deadline)
+                except AtlasError:
+                    if uncertain:  # out of retries: one last look, so a cluster Atlas made is not lost
+                        last_look = self._adoptable_cluster(group_id, name, tags, deadline=self.clock.now())
+                        if last_look is not None:
+                            return last_look
+                    raise
+                continue
+            try:
+                return self._model(FlexCluster)(_json_body(response, "POST " + path))
+            except AtlasBadResponse as error:
+                # A 2xx means Atlas made the cluster even if its body is unreadable: find it, never re-send.
+                made = self._adoptable_cluster(group_id, name, tags, deadline=deadline)
+                if made is not None:
+                    return made
+                error.retryable = False
+                raise
+
+    def delete_flex_cluster(self, group_id: str, name: str) -> None:
+        """Delete a flex cluster (Atlas answers 204; it is DELETING, then gone).
+
+        Idempotent, so retried like a read on 429, 5xx and transport failures. Already gone (404
+        ``CLUSTER_NOT_FOUND``) or already being deleted (400 ``CLUSTER_ALREADY_REQUESTED_DELETION``, e.g.
+        an earlier attempt whose answer was lost) returns normally. A termination-protected cluster, a
+        dedicated one or an unknown project raise.
+        """
+        path = self._cluster_path(group_id, name)
+        deadline = self.clock.now() + self.policy.max_total_wait
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._send("DELETE", path, attempt=attempt)
+                return
+            except AtlasError as error:
+                if error.status == 404 and error.error_code in ("CLUSTER_NOT_FOUND", None):
+                    return
+                if error.status == 400 and error.error_code == "CLUSTER_ALREADY_REQUESTED_DELETION":
+                    return
+                if not error.retryable:
+                    raise
+                self._wait_before_retry(error, attempt, deadline)
+
+    def _adoptable_cluster(
+        self, group_id: str, name: str, tags: Mapping[str, str], *, deadline: float
+    ) -> FlexCluster | None:
+        """The cluster ``name`` if an earlier create of ours made it; None if there is no such cluster.
+
+        Ours means it carries every tag in ``tags`` (and ``tags`` is not empty). Raises AtlasConflict for a
+        cluster of that name that is not ours or is being deleted, and a non-retryable AtlasUnavailable if
+        the look itself fails (the create is then not re-sent).
+        """
+        try:
+            cluster = self._call(
+                "GET", self._cluster_path(group_id, name), parse=self._model(FlexCluster), deadline=deadline
+            )
+        except AtlasNotFound:
+            return None
+        except AtlasError as error:
+            raise AtlasUnavailable(
+                f"a flex cluster create for {name!r} may have reached Atlas and reading the cluster to check "
+                f"failed ({error}); not re-sending it. Check project {group_id}'s clusters before retrying",
+                status=error.status,
+                error_code=error.error_code,
+                detail=error.detail,
+                retryable=False,
+                retry_after=error.retry_after,
+            ) from error
+        if not tags or not cluster.carries_tags(tags):
+            wanted = ", ".join(f"{key}={value}" for key, value in tags.items()) or "none given"
+            raise AtlasConflict(
+                f"a flex cluster named {name!r} already exists in project {group_id} and was not created by "
+                f"this request (it does not carry the tags {wanted}); not adopting it",
+                status=409,
+                error_code="DUPLICATE_CLUSTER_NAME",
+                retryable=False,
+            )
+        if cluster.state_name == "DELETING":
+            raise AtlasConflict(
+                f"the flex cluster {name!r} in project {group_id} carries this request's tags but is being "
+                "deleted; create it again once it is gone",
+                status=409,
+                error_code="DUPLICATE_CLUSTER_NAME",
+                retryable=False,
+            )
+        logger.info(
+            "adopted flex cluster %s (state %s) made by an earlier unanswered create",
+            name,
+            cluster.state_name,
+        )
+        return cluster
 
     # ---------------------------------------------------------------------------------------- internals
 

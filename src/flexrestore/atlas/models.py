@@ -12,6 +12,7 @@ from __future__ import annotations
 # use powertools still see these records through the root logger.
 import logging
 import threading
+from collections.abc import Mapping
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -51,15 +52,29 @@ class Tag(AtlasModel):
     value: str
 
 
+class ConnectionStrings(AtlasModel):
+    standard: str | None = None  # mongodb://...
+    standard_srv: str | None = None  # mongodb+srv://...
+
+
+class ProviderSettings(AtlasModel):
+    backing_provider_name: str | None = None  # AWS, AZURE or GCP
+    region_name: str | None = None  # e.g. US_EAST_1
+    provider_name: str | None = None  # FLEX
+    disk_size_gb: float | None = Field(default=None, alias="diskSizeGB")
+
+
 class FlexCluster(AtlasModel):
     id: str
     name: str
     group_id: str | None = None
     state_name: str | None = None
     mongodb_version: str | None = Field(default=None, alias="mongoDBVersion")
-    tags: list[Tag] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list)  # Atlas leaves the key out when there are none
     termination_protection_enabled: bool | None = None
     create_date: datetime | None = None
+    connection_strings: ConnectionStrings | None = None
+    provider_settings: ProviderSettings | None = None
 
     @model_validator(mode="after")
     def _note_unknown_state(self) -> FlexCluster:
@@ -70,6 +85,15 @@ class FlexCluster(AtlasModel):
     @property
     def tag_map(self) -> dict[str, str]:
         return {tag.key: tag.value for tag in self.tags}
+
+    @property
+    def is_idle(self) -> bool:
+        return self.state_name == "IDLE"
+
+    def carries_tags(self, tags: Mapping[str, str]) -> bool:
+        """True if every given tag is on the cluster with that exact value (others may be there too)."""
+        mine = self.tag_map
+        return all(mine.get(key) == value for key, value in tags.items())
 
 
 class Snapshot(AtlasModel):

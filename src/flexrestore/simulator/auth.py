@@ -1,5 +1,7 @@
 """The two ways into the simulated Atlas: OAuth 2.0 client credentials (service accounts) and HTTP Digest
-(programmatic API keys), as described in atlas/README §7. Token lifetimes run on the simulator clock.
+(programmatic API keys), as Atlas offers them: a bearer token from ``POST /api/oauth/token`` (Basic auth with
+the client id and secret, valid 3600 s), or Digest with realm "MMS Public API" and short-lived nonces. Token
+lifetimes run on the simulator clock.
 
 Secrets never leave this module: errors name no credential, and nothing here logs.
 """
@@ -24,7 +26,7 @@ from flexrestore.simulator.problems import AtlasProblem
 REALM = "MMS Public API"
 TOKEN_LIFETIME_SECONDS = 3600
 NONCE_LIFETIME_SECONDS = 300.0  # modeled: Atlas nonces are short-lived; clients must accept a fresh challenge
-MAX_ACTIVE_TOKENS = 100  # per service account (atlas/README §7)
+MAX_ACTIVE_TOKENS = 100  # per service account, Atlas's limit (beyond it: 403 access_denied)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The one way the simulator answers an error: an Atlas ``ApiError`` body (see atlas/README §6)."""
+"""The one way the simulator answers an error: an Atlas ``ApiError`` body (``error``, ``errorCode``,
+``detail``, ``reason``, ``parameters`` and, for a bad request, ``badRequestDetail.fields``)."""
 
 from __future__ import annotations
 

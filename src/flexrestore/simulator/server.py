@@ -1,8 +1,10 @@
-"""AtlasSimulator: a real HTTP server on 127.0.0.1 that speaks the Atlas flex backup contract.
+"""AtlasSimulator: a real HTTP server on 127.0.0.1 that speaks the Atlas flex cluster and flex backup
+contract.
 
-Each request goes: token endpoint, or auth -> spec check -> scenario fault -> operation. Every request is
-logged as a :class:`Call`; a request that broke the spec is answered like Atlas answers it and also listed
-in ``violations``. The server runs on a daemon thread in-process; restore jobs move only with the clock.
+Each request goes: token endpoint, or auth -> spec check -> rate limit and scenario fault -> operation.
+Every request is logged as a :class:`Call`; a request that broke the spec is answered like Atlas answers it
+and also listed in ``violations``. The server runs on a daemon thread in-process; restore jobs and cluster
+states move only with the clock.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from flexrestore import clock as clock_module
 from flexrestore.clock import Clock
 from flexrestore.simulator.auth import Authenticator
 from flexrestore.simulator.problems import AtlasProblem
-from flexrestore.simulator.seed import DEMO, seed_demo
+from flexrestore.simulator.seed import DEMO, seed_demo, seed_fleet
 from flexrestore.simulator.spec import VERSIONED_MEDIA_TYPE, Match, Spec
-from flexrestore.simulator.state import AtlasState, Page, Timings
+from flexrestore.simulator.state import AtlasState, Page, RateLimit, Timings
 
 TOKEN_PATH = "/api/oauth/token"
 # What the garbage scenario answers on reads: a 200 that is not JSON (an HTML page from some proxy).
@@ -119,13 +121,13 @@ class AtlasSimulator:
         clock: Clock | None = None,
         scenario: str = "ok",
         *,
-        retry_after_seconds: int = 7,
+        rate_limit: RateLimit | None = None,
         timings: Timings | None = None,
     ) -> None:
         self._clock = clock
         self.spec = Spec.load()
         self.state = AtlasState(
-            now=self._now, timings=timings or Timings(), retry_after_seconds=retry_after_seconds
+            now=self._now, timings=timings or Timings(), rate_limit=rate_limit or RateLimit()
         )
         self.auth = Authenticator(
             now=self._now,
@@ -133,10 +135,12 @@ class AtlasSimulator:
             api_keys={DEMO.public_key: DEMO.private_key},
         )
         seed_demo(self.state, self._now())
+        seed_fleet(self.state, self._now())
         self.scenario = scenario
         self._calls: list[Call] = []
         self._log_lock = threading.Lock()
         self._drop_next_create = False
+        self._drop_next_cluster_create = False
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
@@ -199,12 +203,29 @@ class AtlasSimulator:
             self.auth.expire_next_credential()
 
     @property
-    def retry_after_seconds(self) -> int:
-        return self.state.retry_after_seconds
+    def rate_limit(self) -> RateLimit:
+        """The token-bucket figures of the rate-limited scenario (see :class:`RateLimit`)."""
+        return self.state.rate_limit
 
-    @retry_after_seconds.setter
-    def retry_after_seconds(self, seconds: int) -> None:
-        self.state.retry_after_seconds = seconds
+    @rate_limit.setter
+    def rate_limit(self, limit: RateLimit) -> None:
+        """New figures; every bucket starts again."""
+        self.state.set_rate_limit(limit)
+
+    @property
+    def timings(self) -> Timings:
+        """Durations on the simulator clock; change a field at any time (read when a thing is made)."""
+        return self.state.timings
+
+    @property
+    def max_clusters_per_project(self) -> int | None:
+        """Off (None) by default; set it to make flex cluster creates beyond that many clusters in a project
+        answer 400 CLUSTER_LIMIT_REACHED."""
+        return self.state.max_clusters_per_project
+
+    @max_clusters_per_project.setter
+    def max_clusters_per_project(self, limit: int | None) -> None:
+        self.state.max_clusters_per_project = limit
 
     @property
     def calls(self) -> list[Call]:
@@ -242,6 +263,7 @@ class AtlasSimulator:
         mongodb_version: str = "8.0.15",
         tags: Mapping[str, str] | None = None,
         dedicated: bool = False,
+        termination_protection: bool = False,
     ) -> str:
         return self.state.add_cluster(
             group_id,
@@ -250,6 +272,7 @@ class AtlasSimulator:
             mongodb_version=mongodb_version,
             tags=tags,
             dedicated=dedicated,
+            termination_protection=termination_protection,
         )
 
     def add_snapshot(
@@ -275,9 +298,37 @@ class AtlasSimulator:
                 self.state.busy_targets.discard((group_id, name))
 
     def drop_connection_after_next_create(self) -> None:
-        """The next successful create is stored, then the socket is closed with no response."""
+        """The next successful restore-job create is stored, then the socket is closed with no response."""
         with self._log_lock:
             self._drop_next_create = True
+
+    def drop_connection_after_next_cluster_create(self) -> None:
+        """The next successful flex cluster create is stored, then the socket is closed with no response."""
+        with self._log_lock:
+            self._drop_next_cluster_create = True
+
+    def fail_next_deletes(self, name: str, count: int = 1, *, group_id: str | None = None) -> None:
+        """The next ``count`` deletes of flex cluster ``name`` (in ``group_id``, or any project) answer
+        500 UNEXPECTED_ERROR and delete nothing; 0 cancels. Combines with any scenario."""
+        self.state.fail_next_deletes(name, count, group_id)
+
+    def keep_creating(self, name: str, *, group_id: str | None = None, keep: bool = True) -> None:
+        """Flex clusters of that name (in ``group_id``, or any project) made from now on, and one CREATING
+        now, stay CREATING; ``keep=False`` lets them become IDLE (at once if their create time is past).
+        The per-cluster form of cluster-never-idle, so it combines with any scenario."""
+        self.state.keep_creating(name, group_id=group_id, keep=keep)
+
+    def set_restore_fate(
+        self, group_id: str, cluster_name: str, fate: str | None, *, duration_seconds: float | None = None
+    ) -> None:
+        """How restore jobs created from this source cluster from now on end, whatever the scenario:
+        ``"COMPLETED"`` or ``"FAILED"`` ``duration_seconds`` after restoreScheduledDate (default: the
+        ``Timings`` ok or fail duration), or ``"NEVER"`` (stays RUNNING). ``None`` forgets it."""
+        self.state.set_restore_fate(group_id, cluster_name, fate, duration_seconds)
+
+    def cluster_state(self, group_id: str, name: str) -> str | None:
+        """The stateName a GET would answer now, or None when the cluster does not exist (any more)."""
+        return self.state.cluster_state(group_id, name)
 
     # -- request handling ------------------------------------------------------------------------------
 
@@ -335,10 +386,19 @@ class AtlasSimulator:
             found = self.spec.match(method, urlsplit(target).path)
             call.operation = found.operation.short_id
             parsed = self.spec.check_request(found, query, headers, body)
-            fault = self.state.fault(found.operation.operation_id)
+            values = found.path_values
+            fault, limits = self.state.admit(
+                found.operation.operation_id, found.operation.template, values["groupId"], values.get("name")
+            )
             if fault is not None:
+                fault.headers = {**limits, **fault.headers}
                 raise fault
-            reply = self._operate(found, query, parsed)
+            try:
+                reply = self._operate(found, query, parsed)
+            except AtlasProblem as problem:
+                problem.headers = {**limits, **problem.headers}
+                raise
+            reply.headers = {**limits, **reply.headers}
             self._check_own_answer(found, reply)
             return reply
         except AtlasProblem as problem:
@@ -347,9 +407,20 @@ class AtlasSimulator:
 
     def _operate(self, found: Match, query: Mapping[str, list[str]], body: Any) -> _Reply:
         values = found.path_values
-        group_id, name = values["groupId"], values["name"]
+        group_id, name = values["groupId"], values.get("name", "")
         base = self.base_url
         operation = found.operation.operation_id
+        if operation == "createFlexCluster":
+            cluster = self.state.create_cluster(base, group_id, body)
+            # create-cluster-answer-lost, or else the knob: stored, then the connection is cut.
+            drop = self.state.lose_create_answer(group_id, body["name"])
+            if not drop:
+                with self._log_lock:
+                    drop, self._drop_next_cluster_create = self._drop_next_cluster_create, False
+            return _Reply(201, cluster, drop=drop)
+        if operation == "deleteFlexCluster":
+            self.state.delete_cluster(group_id, name)
+            return _Reply(204)
         if operation == "createGroupFlexClusterBackupRestoreJob":
             job = self.state.create_job(base, group_id, name, body)
             with self._log_lock:
@@ -361,6 +432,7 @@ class AtlasSimulator:
                 400, "FEATURE_UNSUPPORTED", "Snapshot downloads are not available in the Atlas simulator."
             )
         readers: dict[str, Callable[[], dict[str, Any]]] = {
+            "listFlexClusters": lambda: self.state.list_clusters(base, group_id, Page.from_query(query)),
             "getGroupFlexCluster": lambda: self.state.get_cluster(base, group_id, name),
             "listGroupFlexClusterBackupSnapshots": lambda: self.state.list_snapshots(
                 base, group_id, name, Page.from_query(query)
@@ -381,8 +453,9 @@ class AtlasSimulator:
         return _Reply(200, result)
 
     def _check_own_answer(self, found: Match, reply: _Reply) -> None:
-        """Every success body must match the spec's response schema; a mismatch is a simulator bug."""
-        if reply.raw is None and reply.body is not None:
+        """Every success answer must match the spec's response for its status (a body that breaks the
+        schema, or a body where none is documented or none where one is): a mismatch is a simulator bug."""
+        if reply.raw is None:
             for problem in self.spec.check_response(found.operation, reply.status, reply.body):
                 self.errors.append(f"response of {found.operation.short_id} breaks the spec: {problem}")
 
@@ -405,8 +478,11 @@ def _write(handler: _Handler, reply: _Reply, query: Mapping[str, list[str]]) -> 
         with contextlib.suppress(OSError):
             handler.connection.shutdown(socket.SHUT_RDWR)
         return
+    content_type: str | None = reply.content_type
     if reply.raw is not None:
         payload = reply.raw
+    elif reply.body is None:
+        payload, content_type = b"", None  # a 204: no body, no Content-Type
     else:
         body = reply.body
         if query.get("envelope") == ["true"] and reply.status < 400:
@@ -420,11 +496,9 @@ def _write(handler: _Handler, reply: _Reply, query: Mapping[str, list[str]]) -> 
         payload = json.dumps(body, indent=indent).encode()
     try:
         handler.send_response(reply.status)
-        handler.send_header("Content-Type", reply.content_type)
+        if content_type is not None:
+            handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(payload)))
-        if reply.status < 400:
-            handler.send_header("RateLimit-Limit", "100")
-            handler.send_header("RateLimit-Remaining", "99")
         for name, value in reply.headers.items():
             handler.send_header(name, value)
         handler.end_headers()

@@ -1,9 +1,17 @@
-"""Request validation against the OpenAPI copy shipped in this package (flex-backup-openapi.yaml).
+"""Request validation against the two OpenAPI copies shipped in this package.
 
-The document is loaded once per process. Every request is matched to an operation of the spec and checked
-the way Atlas checks it: path parameter patterns, query parameter types and ranges, the versioned Accept
-header, the POST Content-Type and the body schema. A broken rule raises an :class:`AtlasProblem` whose
-``violation`` says what was wrong, so the server both answers like Atlas and records it.
+* ``flex-backup-openapi.yaml``: the flex cluster GET and the snapshot, restore-job and download operations
+  (a cut of the official Atlas Admin API v2 spec).
+* ``flex-clusters-openapi.yaml``: list, create, get and delete flex clusters (a verbatim subset of the
+  official spec as published with the Go SDK, whose operationIds are the short names and whose schemas
+  carry no enums). Both documents define ``GET .../flexClusters/{name}``; the backup document's
+  definition (stricter: it has the enums) is the one used.
+
+Each document is loaded once per process and keeps its own ``$ref`` targets. Every request is matched to
+an operation and checked the way Atlas checks it: path parameter patterns, query parameter types and
+ranges, the versioned Accept header, the Content-Type of a body and the body schema. A broken rule raises
+an :class:`AtlasProblem` whose ``violation`` says what was wrong, so the server both answers like Atlas
+and records it.
 """
 
 from __future__ import annotations
@@ -24,12 +32,15 @@ from jsonschema.exceptions import ValidationError
 
 from flexrestore.simulator.problems import AtlasProblem
 
-SPEC_FILE = Path(__file__).with_name("flex-backup-openapi.yaml")
+SPEC_FILES = (
+    Path(__file__).with_name("flex-backup-openapi.yaml"),
+    Path(__file__).with_name("flex-clusters-openapi.yaml"),
+)
 VERSIONED_MEDIA_TYPE = "application/vnd.atlas.2024-11-13+json"
 _METHODS = ("get", "post", "put", "patch", "delete")
 
 # Atlas practice beyond the spec: a flex restore-job POST without targetProjectId is refused with
-# 400 MISSING_ATTRIBUTE although the spec marks the field optional (atlas/README §9, CLI PR #3620).
+# 400 MISSING_ATTRIBUTE although the spec marks the field optional (seen by the Atlas CLI, its PR #3620).
 REQUIRED_IN_PRACTICE: dict[str, tuple[str, ...]] = {
     "createGroupFlexClusterBackupRestoreJob": ("targetProjectId",),
 }
@@ -49,6 +60,7 @@ class Operation:
     body_schema: dict[str, Any] | None
     body_media_types: tuple[str, ...]
     responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    empty_responses: frozenset[str] = frozenset()  # documented statuses without a body (a 204)
 
 
 @dataclass(frozen=True)
@@ -117,35 +129,53 @@ def _path_regex(template: str) -> re.Pattern[str]:
 
 
 class Spec:
-    """The parsed spec: operations by path template, with resolved schemas."""
+    """The parsed spec: operations by path template, with resolved schemas.
 
-    def __init__(self, document: dict[str, Any]) -> None:
-        self.document = document
+    Built from one or more documents, each resolving its own ``$ref``s; an operation (method + path
+    template) already defined by an earlier document is not taken again from a later one.
+    """
+
+    def __init__(self, *documents: dict[str, Any]) -> None:
         self.operations: list[Operation] = []
         self._response_validators: dict[tuple[str, int], Any] = {}
-        for template, item in document["paths"].items():
-            shared = item.get("parameters", [])
-            for method in _METHODS:
-                if method in item:
-                    self.operations.append(self._operation(template, method, item[method], shared))
+        known: set[tuple[str, str]] = set()
+        for document in documents:
+            for template, item in document["paths"].items():
+                shared = item.get("parameters", [])
+                for method in _METHODS:
+                    if method in item and (method.upper(), template) not in known:
+                        known.add((method.upper(), template))
+                        self.operations.append(
+                            self._operation(document, template, method, item[method], shared)
+                        )
 
     @classmethod
     @functools.cache
     def load(cls) -> Spec:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        with SPEC_FILE.open(encoding="utf-8") as handle:
-            return cls(yaml.load(handle, Loader=loader))  # noqa: S506 - a SafeLoader
+        documents = []
+        for path in SPEC_FILES:
+            with path.open(encoding="utf-8") as handle:
+                documents.append(yaml.load(handle, Loader=loader))  # noqa: S506 - a SafeLoader
+        return cls(*documents)
 
-    def _operation(self, template: str, method: str, raw: dict[str, Any], shared: list[Any]) -> Operation:
-        params = [_resolve(p, self.document) for p in [*shared, *raw.get("parameters", [])]]
-        body = _resolve(raw.get("requestBody"), self.document)
+    @staticmethod
+    def _operation(
+        document: dict[str, Any], template: str, method: str, raw: dict[str, Any], shared: list[Any]
+    ) -> Operation:
+        params = [_resolve(p, document) for p in [*shared, *raw.get("parameters", [])]]
+        body = _resolve(raw.get("requestBody"), document)
         content = body["content"] if body else {}
         responses = {}
+        empty = set()
         for status, response in raw.get("responses", {}).items():
-            resolved = _resolve(response, self.document)
+            resolved = _resolve(response, document)
             media = next(iter(resolved.get("content", {}).values()), None)
-            if media is not None:
+            # A 204 names a media type but no schema: it has no body to check.
+            if media is not None and "schema" in media:
                 responses[str(status)] = media["schema"]
+            else:
+                empty.add(str(status))
         return Operation(
             operation_id=raw["operationId"],
             short_id=raw.get("x-xgen-operation-id-override", raw["operationId"]),
@@ -157,6 +187,7 @@ class Spec:
             body_schema=next(iter(content.values()))["schema"] if content else None,
             body_media_types=tuple(content),
             responses=responses,
+            empty_responses=frozenset(empty),
         )
 
     def match(self, method: str, path: str) -> Match:
@@ -205,7 +236,10 @@ class Spec:
         return _check_body(operation, body)
 
     def check_response(self, operation: Operation, status: int, body: Any) -> list[str]:
-        """Problems of a response body against the spec's schema for ``status`` (tests the simulator)."""
+        """Problems of a response body against the spec's schema for ``status`` (tests the simulator).
+        ``body`` None means no body: right only for a status documented without one (a 204)."""
+        if str(status) in operation.empty_responses:
+            return [] if body is None else [f"status {status} of {operation.operation_id} has no body"]
         schema = operation.responses.get(str(status))
         if schema is None:
             return [f"status {status} is not documented for {operation.operation_id}"]
