@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint demo bench package clean
+.PHONY: venv test lint demo bench package docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_poll_loop.py
 	$(BIN)/python tests/benchmarks/bench_restore.py
+
+docs: $(STAMP)
+	$(BIN)/python -m flexrestore.contracts.schemas docs/schemas
 
 package:
 	@./tests/infrastructure/package.sh

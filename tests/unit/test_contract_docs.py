@@ -1,0 +1,48 @@
+"""The documentation of the contracts cannot drift from the code: the JSON Schemas in docs/schemas/ are what
+the models generate (regenerate with ``make docs``), and code and tests cite only documents in the
+repository."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from flexrestore.contracts.schemas import rendered, schemas
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
+
+
+@pytest.mark.parametrize("name", sorted(schemas()))
+def test_the_committed_schema_is_what_the_model_generates(name: str) -> None:
+    committed = DOCS / "schemas" / name
+    assert committed.is_file(), f"docs/schemas/{name} is missing: run make docs"
+    assert committed.read_text(encoding="utf-8") == rendered(schemas()[name]), (
+        f"docs/schemas/{name} differs from the model: run make docs and commit the result"
+    )
+
+
+def test_no_stale_schema_is_left_behind() -> None:
+    assert sorted(p.name for p in (DOCS / "schemas").glob("*.json")) == sorted(schemas())
+
+
+def test_code_and_tests_cite_only_documents_in_the_repository() -> None:
+    cited = re.compile(r"docs/[\w./-]+\.(?:md|json)")
+    missing = [
+        f"{path.relative_to(REPO)}: {match}"
+        for folder in ("src", "tests")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        for match in cited.findall(path.read_text(encoding="utf-8"))
+        if not (REPO / match).exists()
+    ]
+    assert missing == []
+    outside = re.compile(r"CONTRACTS\.md|\batlas/README|\.\./shared|\bDESIGN\b")
+    found = [
+        f"{path.relative_to(REPO)}"
+        for folder in ("src", "tests")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if outside.search(path.read_text(encoding="utf-8")) and path.name != "test_contract_docs.py"
+    ]
+    assert found == []
