@@ -58,10 +58,13 @@ class ApiAnswer:
     body: Any
 
     @property
-    def from_api_gateway(self) -> bool:
-        """API Gateway's own refusal (signature, credentials, IAM), not an answer of the service."""
-        return "x-amzn-errortype" in self.headers or (
-            isinstance(self.body, dict) and "errorCode" not in self.body and self.status in (401, 403)
+    def caller_refused(self) -> bool:
+        """API Gateway's own 401/403 (signature, credentials, IAM), not an answer of the service, whose
+        errors always carry an ``errorCode``."""
+        if self.status not in (401, 403):
+            return False
+        return "x-amzn-errortype" in self.headers or not (
+            isinstance(self.body, dict) and "errorCode" in self.body
         )
 
     @property
@@ -220,11 +223,13 @@ def raise_for_answer(answer: ApiAnswer, what: str) -> None:
     """Turn a non-2xx answer into a :class:`CliError` with the right exit code."""
     if 200 <= answer.status < 300:
         return
-    if answer.from_api_gateway:
+    if answer.caller_refused:
+        unknown_path = " (API Gateway also says this for a path it does not know: check the API URL)"
         raise CliError(
             f"{what}: AWS refused the request ({answer.status} {answer.headers.get('x-amzn-errortype', '')}"
             f"): {answer.message}. The caller needs execute-api:Invoke on this API, and the request "
-            "must be signed with valid credentials for the API's region (--profile, --region)",
+            "must be signed with valid credentials for the API's region (--profile, --region)"
+            + (unknown_path if answer.message == "Missing Authentication Token" else ""),
             exit_codes.NOT_AUTHORIZED,
             answer,
         )
@@ -236,6 +241,12 @@ def raise_for_answer(answer: ApiAnswer, what: str) -> None:
     )
     retry = answer.headers.get("retry-after")
     hint = f" (retry after {retry} s)" if retry else ""
+    if answer.status == 429 and not code:  # API Gateway's throttling: try again later
+        raise CliError(
+            f"{what}: the API is throttling requests (429): {answer.message}; try again shortly",
+            exit_codes.TOOL_ERROR,
+            answer,
+        )
     if 400 <= answer.status < 500:
         raise CliError(
             f"{what}: refused ({label}): {answer.message}{hint}{details}", exit_codes.REFUSED, answer
