@@ -100,8 +100,9 @@ def _counting(handler_path: str, invocations: Counter[str], name: str) -> Callab
 
 def measure(event_file: str, scenario: str) -> dict[str, Any]:
     from flexrestore.clock import VirtualClock
-    from flexrestore.local.cli import DEMO_RECOVERY_PLANS, load_event
+    from flexrestore.local.flow import DEMO_RECOVERY_PLANS
     from flexrestore.local.harness import HANDLERS, OfflineStack
+    from flexrestore.local.inputs import load_event
 
     event = load_event(EVENTS / event_file)
     clock = VirtualClock()
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
-    from flexrestore.local.cli import handler_output_to
+    from flexrestore.local.capture import handler_output_to
 
     with handler_output_to(Path(os.devnull)):  # the handlers' logs are not the point here
         results = [measure(event_file, scenario) for event_file, scenario in RUNS]

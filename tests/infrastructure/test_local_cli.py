@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 
 from flexrestore.local import cli, demo
+from flexrestore.local.flow import run_flow
+from flexrestore.local.inputs import load_event
+from flexrestore.local.view import summary_line
 from tests.infrastructure.checks import REPO
 
 EVENTS = REPO / "events"
@@ -151,17 +154,17 @@ def test_the_get_sample_alone_is_a_clear_404(capfd: pytest.CaptureFixture[str]) 
 
 
 def test_the_get_sample_after_the_post_sample_reads_its_final_record() -> None:
-    get = cli.load_event(EVENTS / "api-get-restore.json")
-    result = cli.run_flow(get, first=[cli.load_event(EVENTS / "api-post-restore.json")])
+    get = load_event(EVENTS / "api-get-restore.json")
+    result = run_flow(get, first=[load_event(EVENTS / "api-post-restore.json")])
 
-    assert result["http_status"] == 200
-    body = result["response"]["body"]
-    assert body["restoreId"] == get["pathParameters"]["restoreId"] == result["restore_id"]
-    assert body["finalStatus"] == result["final_status"] == "COMPLETED"
-    assert body == result["record"]
+    assert result.http_status == 200
+    body = result.response["body"]
+    assert body["restoreId"] == get["pathParameters"]["restoreId"] == result.restore_id
+    assert body["finalStatus"] == result.final_status == "COMPLETED"
+    assert body == result.record
     # Only what the GET itself did: no Atlas call, no execution, nothing notified.
-    assert result["atlas_calls"] == [] and result["state_transitions"] is None
-    assert result["notifications"] == [] and result["events"] == []
+    assert result.atlas_calls == [] and result.state_transitions is None
+    assert result.notifications == [] and result.events == []
 
 
 @pytest.mark.parametrize(
@@ -277,7 +280,7 @@ def test_a_demo_summary_of_a_list_says_how_each_restore_ended() -> None:
             element(2, "FAILED", 50),
         ],
     }
-    line = cli.summary_line("nightly.json", result)
+    line = summary_line("nightly.json", result)
     assert line.split()[:2] == ["nightly.json", "MIXED"]
     assert (
         "3 restores: COMPLETED (RTO 1 min 05 s), REFUSED (400 INVALID_REQUEST), FAILED (after 50 s)" in line
@@ -312,3 +315,68 @@ def test_an_intake_fault_on_an_event_is_shown_as_the_error_lambda_would_retry(
     assert "Intake   raised IntakeFailed: 502 ATLAS_FAILED" in out
     assert "dead-letter queue" in out
     assert "Outcome  REFUSED" in out
+
+
+def test_the_json_keeps_the_api_answers_multi_value_headers(capfd: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capfd, "--event", str(EVENTS / "api-post-restore.json"))
+
+    assert tuple(result) == cli.RESULT_KEYS  # the documented keys, unchanged
+    response = result["response"]
+    assert tuple(response) == ("statusCode", "headers", "multiValueHeaders", "body")
+    # API Gateway's REST proxy answer carries its headers in multiValueHeaders: the Location is kept.
+    assert response["multiValueHeaders"]["Location"] == [f"/restores/{result['restore_id']}"]
+    assert response["multiValueHeaders"]["Content-Type"] == ["application/json"]
+    assert response["body"]["location"] == f"/restores/{result['restore_id']}"
+
+
+def test_the_flow_result_is_typed_and_its_json_is_the_documented_object() -> None:
+    result = run_flow(load_event(EVENTS / "api-post-restore.json"))
+
+    assert result.location == f"/restores/{result.restore_id}"
+    assert result.final_statuses == ["COMPLETED"]
+    data = result.to_json()
+    assert tuple(data) == cli.RESULT_KEYS
+    assert json.loads(json.dumps(data)) == data  # plain JSON all the way down
+    with pytest.raises(AttributeError):
+        result.final_status = "FAILED"  # type: ignore[misc]  # frozen
+
+
+@pytest.mark.parametrize(
+    ("event", "scenario", "code"),
+    [
+        ("api-post-restore.json", "ok", 0),
+        ("api-post-restore.json", "fail", 3),
+        ("api-post-restore-bad.json", "ok", 6),
+        ("schedule-nightly-verify-list.json", "ok", 0),
+    ],
+)
+def test_fail_on_outcome_exits_with_the_restores_ending(
+    capfd: pytest.CaptureFixture[str], event: str, scenario: str, code: int
+) -> None:
+    args = ["--event", str(EVENTS / event), "--scenario", scenario]
+    assert cli.main([*args, "--json"]) == 0  # without it: the flow ran, whatever the outcome
+    capfd.readouterr()
+
+    assert cli.main([*args, "--json", "--fail-on-outcome"]) == code
+    out, _ = capfd.readouterr()
+    assert len(out.strip().splitlines()) == 1  # the JSON is printed all the same
+
+
+def test_fail_on_outcome_codes_are_in_the_help(capfd: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    out, _ = capfd.readouterr()
+    assert exit_info.value.code == 0
+    assert "--fail-on-outcome" in out
+    for line in ("3   FAILED", "4   TIMED_OUT", "5   ERROR", "6   REFUSED"):
+        assert line in out
+
+
+def test_fail_on_outcome_of_a_scheduled_list_is_its_first_restore_not_completed() -> None:
+    from flexrestore.cli.exit_codes import outcome_code
+
+    assert outcome_code(["COMPLETED", "COMPLETED"]) == 0
+    assert outcome_code(["COMPLETED", "TIMED_OUT", "FAILED"]) == 4
+    assert outcome_code(["REFUSED"]) == 6
+    assert outcome_code(["ERROR"]) == 5
+    assert outcome_code(["SOMETHING-NEW"]) == 5

@@ -17,9 +17,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from flexrestore.local.cli import HumanView, UsageError, handler_output_to, load_event, run_flow, summary_line
+from flexrestore.local.capture import handler_output_to
+from flexrestore.local.flow import FlowResult, run_flow
+from flexrestore.local.inputs import UsageError, load_event
+from flexrestore.local.view import HumanView, summary_line
 
 # Atlas behaving badly, on the API sample: the outcome is recorded and notified every time.
 EXTRA_SCENARIOS = ("fail", "flaky", "rate-limited", "never-finishes")
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with handler_output_to(log_path) as terminal:
                 view.out = terminal
-                result: dict[str, Any] = run_flow(
+                result: FlowResult = run_flow(
                     event, scenario=scenario, progress=view.progress, answered=view.answer, first=earlier
                 )
         except Exception as exc:

@@ -11,6 +11,7 @@ Used by the e2e tests, the integration tests, local mode (``flexrestore-local``)
     with OfflineStack(scenario="ok", clock=VirtualClock()) as stack:
         arn = stack.start_execution(execution_input, name=restore_id)
         stack.wait_for_execution(arn)          # the describe_execution answer, once it has ended
+        stack.poll_execution(arn, timeout_s=0.2)  # the same, or None while it still runs
         stack.record(restore_id)               # the DynamoDB item, as plain JSON-like data
         stack.notifications()                  # [{"subject", "message", "record"}] from SNS
         stack.events()                         # outcome events from EventBridge
@@ -478,19 +479,28 @@ class OfflineStack:
         )
         return str(answer["executionArn"])
 
-    def wait_for_execution(
-        self, execution_arn: str, timeout_s: float = _EXECUTION_JOIN_SECONDS
-    ) -> dict[str, Any]:
-        """Wait (real time; it runs on the stack's clock) until the execution ends; its description."""
+    def poll_execution(self, execution_arn: str, timeout_s: float = 0.0) -> dict[str, Any] | None:
+        """Wait at most ``timeout_s`` (real time; it runs on the stack's clock) for the execution to end: its
+        description once it has ended, None while it is still running. For loops that show progress."""
         thread = self._threads.get(execution_arn)
         if thread is None:
             raise HarnessError(f"no execution {execution_arn} was started in this stack")
         thread.join(timeout_s)
         if thread.is_alive():
-            raise HarnessError(f"execution {execution_arn} still running after {timeout_s} s of real time")
+            return None
         description: dict[str, Any] = self._client("stepfunctions").describe_execution(
             executionArn=execution_arn
         )
+        return description
+
+    def wait_for_execution(
+        self, execution_arn: str, timeout_s: float = _EXECUTION_JOIN_SECONDS
+    ) -> dict[str, Any]:
+        """Wait until the execution ends; its description. Still running after ``timeout_s`` of real time
+        is an error here (a test's loop that never ends); :meth:`poll_execution` answers None instead."""
+        description = self.poll_execution(execution_arn, timeout_s)
+        if description is None:
+            raise HarnessError(f"execution {execution_arn} still running after {timeout_s} s of real time")
         return description
 
     def executions(self) -> list[str]:
