@@ -200,8 +200,8 @@ def run_flow(
     the POST whose restore a GET reads); the result covers ``event`` only.
     """
     from flexrestore.clock import Clock, SystemClock, VirtualClock
-    from flexrestore.triggers import kind_of as event_kind
     from flexrestore.local.harness import OfflineStack
+    from flexrestore.triggers import kind_of as event_kind
 
     clock: Clock = SystemClock() if atlas_url else VirtualClock()
     overrides = {} if "RECOVERY_PLANS" in os.environ else {"RECOVERY_PLANS": json.dumps(DEMO_RECOVERY_PLANS)}
