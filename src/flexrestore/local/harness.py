@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import re
 import threading
@@ -233,6 +234,7 @@ class OfflineStack:
         self._exit.enter_context(self._installed_clock())
         self._start_atlas()
         self._exit.enter_context(self._environment())
+        self._exit.enter_context(self._log_level())
         _clear_container_caches()
         self._exit.enter_context(self._moto_patches())
         self._exit.enter_context(
@@ -244,6 +246,18 @@ class OfflineStack:
         # call moto after it stopped.
         self._exit.callback(self._stop_executions)
         self._create_resources()
+
+    @contextmanager
+    def _log_level(self) -> Iterator[None]:
+        """The handlers' log level from this stack's POWERTOOLS_LOG_LEVEL: powertools reads it only when the
+        first Logger of the process is built, and an earlier stack must not decide it for this one."""
+        service = logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "flexrestore"))
+        previous = service.level
+        service.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO").upper())
+        try:
+            yield
+        finally:
+            service.setLevel(previous)
 
     @contextmanager
     def _installed_clock(self) -> Iterator[None]:
