@@ -18,14 +18,7 @@ fail() {
 }
 
 # 1. A python3.13 interpreter, from PATH or from pyenv (whose shim only answers for the active version).
-python_bin=""
-if command -v "$RUNTIME" >/dev/null 2>&1 && "$RUNTIME" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then
-    python_bin="$(command -v "$RUNTIME")"
-elif command -v pyenv >/dev/null 2>&1; then
-    for candidate in "$(pyenv root)"/versions/3.13*/bin/"$RUNTIME"; do
-        if [ -x "$candidate" ]; then python_bin="$candidate"; fi
-    done
-fi
+python_bin="$(tests/infrastructure/python313.sh)" || python_bin=""
 if [ -z "$python_bin" ]; then
     fail "no $RUNTIME interpreter found (looked on PATH and in pyenv versions).
   sam build needs the functions' runtime, $RUNTIME, to install their dependencies.
