@@ -32,8 +32,8 @@ def sizes(folder: Path) -> tuple[int, int, int]:
     return files, unpacked, len(buffer.getvalue())
 
 
-def megabytes(count: int) -> str:
-    return f"{count / 1_000_000:.1f} MB"
+def human(count: int) -> str:
+    return f"{count / 1_000_000:.1f} MB" if count >= 1_000_000 else f"{count / 1_000:.0f} kB"
 
 
 def main(argv: list[str]) -> int:
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     print(f"{'artifact':<{width}}  {'files':>6}  {'unpacked':>9}  {'zipped':>9}")
     for folder in artifacts:
         files, unpacked, zipped = sizes(folder)
-        print(f"{folder.name:<{width}}  {files:>6}  {megabytes(unpacked):>9}  {megabytes(zipped):>9}")
+        print(f"{folder.name:<{width}}  {files:>6}  {human(unpacked):>9}  {human(zipped):>9}")
     return 0
 
 
