@@ -1,5 +1,5 @@
 # Every target sets up what it needs: a fresh clone needs only python3 (3.11+) and make
-# (plus python3.13, the functions' runtime, for package and lock).
+# (plus python3.13, the functions' runtime, for package, lock and test-runtime).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,10 +7,11 @@ STAMP  := $(VENV)/.installed
 # The one pin of the deployed dependencies: sam build installs it into the layer, the test venvs use it as
 # constraints, so what is tested is what is deployed (README: Deploy > Artifacts).
 LOCK   := requirements/lambda/requirements.txt
-# The functions' runtime for lock (empty if there is none); looked up only when used.
+# The functions' runtime for test-runtime and lock (empty if there is none); looked up only when used.
 PYTHON313 = $(shell tests/infrastructure/python313.sh)
+VENV313   := .venv-py313
 
-.PHONY: venv test lint demo bench package lock clean
+.PHONY: venv test test-runtime lint demo bench package lock clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,15 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The test suite on python3.13, the interpreter the functions run on, in its own venv from the same lock.
+# Skipped (with a message, exit 0) where no python3.13 exists.
+test-runtime:
+	@if [ -z "$(PYTHON313)" ]; then \
+		echo "make test-runtime: skipped, no python3.13 found (on PATH or in pyenv versions)"; \
+	else \
+		$(MAKE) --no-print-directory VENV=$(VENV313) PYTHON=$(PYTHON313) test; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
@@ -47,4 +57,4 @@ lock:
 	$(PYTHON313) tests/infrastructure/lock.py
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV313) .aws-sam .pytest_cache .mypy_cache .ruff_cache
