@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import shutil
 import subprocess
@@ -165,7 +166,7 @@ def build_function_code(destination: Path, logical_id: str = "AnyFunction") -> P
     subprocess.run(
         ["make", "--no-print-directory", "--makefile", str(scratch / "Makefile"), f"build-{logical_id}"],
         cwd=scratch,
-        env={"PATH": "/usr/bin:/bin", "ARTIFACTS_DIR": str(artifact)},
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ARTIFACTS_DIR": str(artifact)},
         check=True,
         capture_output=True,
         text=True,
