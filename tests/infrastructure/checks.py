@@ -140,7 +140,7 @@ def code_uri(sam: dict[str, Any], logical_id: str) -> str:
 
 
 def transform(sam: dict[str, Any]) -> dict[str, Any]:
-    """SAM -> CloudFormation, offline: local code replaced by a dummy S3 URI, the ASL file inlined."""
+    """SAM -> CloudFormation, offline: local code and layers made dummy S3 URIs, the ASL file inlined."""
     from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
     from samtranslator.translator.transform import transform as sam_transform
 
@@ -154,6 +154,8 @@ def transform(sam: dict[str, Any]) -> dict[str, Any]:
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
             props["CodeUri"] = "s3://offline-check/code.zip"
+        if resource["Type"] == "AWS::Serverless::LayerVersion" and isinstance(props.get("ContentUri"), str):
+            props["ContentUri"] = "s3://offline-check/layer.zip"
         if resource["Type"] == "AWS::Serverless::StateMachine" and isinstance(
             props.get("DefinitionUri"), str
         ):

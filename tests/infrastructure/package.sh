@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # `make package`: build the Lambda artifacts with `sam build` (no container), as `sam deploy` will upload them.
 #
+# Each function's artifact is the runtime package alone (src/Makefile: src/flexrestore without local/ and
+# simulator/); the dependencies are one layer, DependenciesLayer, installed from the lock
+# requirements/lambda/requirements.txt (README: Deploy > Artifacts). The end of this script checks both and
+# prints the size of every artifact.
+#
 # Needs a python3.13 interpreter (the functions' runtime; sam's Python builder insists on that exact version) and
 # the SAM CLI. The SAM CLI lives in its own virtualenv, .venv-sam, because it pins boto3, click and cfn-lint
 # versions the project's .venv must not share; it is created here on first use. Without python3.13 this says so
@@ -11,6 +16,8 @@ cd "$(dirname "$0")/../.."
 RUNTIME=python3.13
 SAM_VENV=.venv-sam
 BUILD_DIR=.aws-sam/build
+LAYER=DependenciesLayer
+LOCK=requirements/lambda/requirements.txt
 
 fail() {
     echo "make package: $*" >&2
@@ -18,14 +25,7 @@ fail() {
 }
 
 # 1. A python3.13 interpreter, from PATH or from pyenv (whose shim only answers for the active version).
-python_bin=""
-if command -v "$RUNTIME" >/dev/null 2>&1 && "$RUNTIME" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then
-    python_bin="$(command -v "$RUNTIME")"
-elif command -v pyenv >/dev/null 2>&1; then
-    for candidate in "$(pyenv root)"/versions/3.13*/bin/"$RUNTIME"; do
-        if [ -x "$candidate" ]; then python_bin="$candidate"; fi
-    done
-fi
+python_bin="$(tests/infrastructure/python313.sh)" || python_bin=""
 if [ -z "$python_bin" ]; then
     fail "no $RUNTIME interpreter found (looked on PATH and in pyenv versions).
   sam build needs the functions' runtime, $RUNTIME, to install their dependencies.
@@ -63,13 +63,36 @@ echo "make package: using $("$sam_bin" --version)"
 export SAM_CLI_TELEMETRY=0
 "$sam_bin" build --template-file template.yaml --build-dir "$BUILD_DIR" --no-cached
 
-# 4. Say what was built, and check each function got its code and its dependencies.
-for function in IntakeFunction PollFunction RecordFunction NotifyFunction; do
+# 4. Check what was built: each function carries the runtime package and nothing else (src/Makefile), the
+#    layer carries exactly the pinned dependencies (requirements/lambda/requirements.txt). Then the sizes.
+functions="$(awk '/^Resources:/ { in_resources = 1 }
+    in_resources && /^  [A-Za-z0-9]+:[[:space:]]*$/ { id = $1; sub(":", "", id) }
+    in_resources && /^    Type:[[:space:]]*AWS::Serverless::Function[[:space:]]*$/ { print id }' template.yaml)"
+[ -n "$functions" ] || fail "found no AWS::Serverless::Function in template.yaml"
+for function in $functions; do
     dir="$BUILD_DIR/$function"
-    [ -d "$dir/flexrestore" ] || fail "$dir has no flexrestore package"
-    for dependency in aws_lambda_powertools httpx pydantic; do
-        [ -d "$dir/$dependency" ] || fail "$dir lacks $dependency (src/requirements.txt)"
+    [ -d "$dir/flexrestore/handlers" ] || fail "$dir has no flexrestore package"
+    for left_out in local simulator; do
+        [ ! -e "$dir/flexrestore/$left_out" ] || fail "$dir carries flexrestore/$left_out, which production never runs"
     done
-    echo "make package: $function -> $dir ($(du -sh "$dir" | cut -f1))"
+    [ "$(ls -A "$dir")" = "flexrestore" ] || fail "$dir carries more than the flexrestore package: $(ls -A "$dir" | tr '\n' ' ')"
 done
+
+layer="$BUILD_DIR/$LAYER/python"
+for dependency in aws_lambda_powertools httpx pydantic; do
+    [ -d "$layer/$dependency" ] || fail "$layer lacks $dependency ($LOCK)"
+done
+# The distributions in the layer, as canonical name==version, must be the lock's pins, no more and no less.
+installed="$(for info in "$layer"/*.dist-info; do
+    base="$(basename "$info" .dist-info)"
+    echo "$(echo "${base%-*}" | tr 'A-Z_.' 'a-z--')==${base##*-}"
+done | sort)"
+pinned="$(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$LOCK" | sort)"
+if [ "$installed" != "$pinned" ]; then
+    diff <(echo "$pinned") <(echo "$installed") >&2 || true
+    fail "$layer does not hold exactly the pins of $LOCK (< pinned, > in the layer)"
+fi
+
+echo "make package: sizes, as sam deploy zips them (tests/infrastructure/artifact_sizes.py):"
+"$python_bin" tests/infrastructure/artifact_sizes.py "$BUILD_DIR"
 echo "make package: done. Deploy with: sam deploy --guided --template-file $BUILD_DIR/template.yaml"
