@@ -121,13 +121,23 @@ def test_every_handler_imports_from_its_artifact_and_the_layer_alone(
             json.dumps(sorted(layer_import_names() | {checks.PACKAGE})),
             json.dumps(sorted(set(handlers(sam).values()))),
         ],
-        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": checks.REGION},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "AWS_DEFAULT_REGION": checks.REGION,
+            **literal_globals_environment(sam),
+        },
         cwd=artifact,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert answer.returncode == 0, answer.stderr
+
+
+def literal_globals_environment(sam: dict[str, Any]) -> dict[str, str]:
+    """What every function gets from Globals with a literal value (POWERTOOLS_TRACE_DISABLED, ...)."""
+    variables = sam.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    return {name: value for name, value in variables.items() if isinstance(value, str)}
 
 
 def test_the_import_check_refuses_what_the_layer_lacks(artifact: Path) -> None:
