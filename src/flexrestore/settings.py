@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class SettingsError(RuntimeError):
@@ -21,10 +22,9 @@ class Settings(BaseModel):
     # Atlas
     atlas_base_url: str = Field("https://cloud.mongodb.com", alias="ATLAS_BASE_URL")
     atlas_secret_id: str | None = Field(None, alias="ATLAS_SECRET_ID")
-    atlas_timeout_seconds: float = Field(10.0, alias="ATLAS_TIMEOUT_SECONDS", gt=0, le=60)
-    # Total time one Atlas call may spend waiting between retries. The intake answers API Gateway, which
-    # gives up after 29 s; the poll loop has Step Functions retries behind it, so a small budget is enough.
-    atlas_retry_budget_seconds: float = Field(15.0, alias="ATLAS_RETRY_BUDGET_SECONDS", ge=0, le=600)
+    # One Atlas request's timeout. Every retry wait and every request of an invocation also draws from what
+    # is left of that Lambda invocation (bootstrap.atlas_budget), so together they never outlast it.
+    atlas_timeout_seconds: float = Field(10.0, alias="ATLAS_TIMEOUT_SECONDS", gt=0, le=20)
 
     # AWS resources
     state_machine_arn: str | None = Field(None, alias="STATE_MACHINE_ARN")
@@ -53,6 +53,16 @@ class Settings(BaseModel):
 
     # Idempotency records live this long (a retried delivery within it gets the first answer)
     idempotency_ttl_seconds: int = Field(86400, alias="IDEMPOTENCY_TTL_SECONDS", ge=60)
+
+    @field_validator("atlas_base_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str) -> str:
+        """The credentials travel with every request: https, except to a simulator on this machine."""
+        url = urlsplit(value)
+        loopback = url.hostname in ("localhost", "127.0.0.1", "::1")
+        if url.scheme == "https" or (url.scheme == "http" and loopback):
+            return value
+        raise ValueError("must be an https:// URL (http:// only to localhost, for the local simulator)")
 
     def require(self, name: str) -> str:
         """The value of a setting this code path cannot work without."""

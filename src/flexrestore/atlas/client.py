@@ -10,13 +10,15 @@ bug this product can have.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
@@ -74,6 +76,29 @@ class _TransportFailure(AtlasUnavailable):
         self.request_sent = request_sent
 
 
+# The end of the Lambda invocation this thread works for (epoch seconds on the injected clock), less a margin:
+# every retry wait and every request's own timeout draws from it, so one invocation's Atlas calls together
+# never outlast the function (set by ``invocation_budget``; unset outside Lambda, then only the per-operation
+# ``max_total_wait`` applies).
+_invocation_end: ContextVar[float | None] = ContextVar("atlas_invocation_end", default=None)
+# A request is not started with less time than this left: it could not get an answer anyway.
+MIN_REQUEST_SECONDS = 1.0
+
+
+@contextlib.contextmanager
+def invocation_budget(end: float | None) -> Iterator[None]:
+    """Within the block, this thread's Atlas calls (waits and request timeouts) end by ``end``."""
+    token = _invocation_end.set(end)
+    try:
+        yield
+    finally:
+        _invocation_end.reset(token)
+
+
+class _OutOfTime(AtlasUnavailable):
+    """No time is left in the invocation for another request: it was not sent."""
+
+
 def _public_errors(operation: Callable[P, T]) -> Callable[P, T]:
     """Only the domain's public error classes leave the client: the state machine's retriers match on the
     class name (``AtlasUnavailable``), so the private transport subclass must not escape."""
@@ -85,6 +110,8 @@ def _public_errors(operation: Callable[P, T]) -> Callable[P, T]:
         except _TransportFailure as failure:
             public = AtlasUnavailable(failure.message, retryable=True)
             raise public from failure.__cause__
+        except _OutOfTime as out_of_time:
+            raise AtlasUnavailable(out_of_time.message, retryable=False) from None
 
     return call
 
@@ -149,6 +176,25 @@ class AtlasClient:
     def clock(self) -> clock_module.Clock:
         # Resolved per call, so a client cached per container follows clock.use() in tests and local mode.
         return self._clock_override or clock_module.current()
+
+    def _budget_end(self) -> float:
+        """When this operation's retries must stop: its own budget, and never after the invocation's end."""
+        own = self.clock.now() + self.policy.max_total_wait
+        end = _invocation_end.get()
+        return own if end is None else min(own, end)
+
+    def _request_timeout(self, operation: str) -> httpx.Timeout:
+        """This request's timeout: the configured one, cut to the time left in the invocation."""
+        end = _invocation_end.get()
+        if end is None:
+            return self._timeout
+        left = end - self.clock.now()
+        if left < MIN_REQUEST_SECONDS:
+            raise _OutOfTime(
+                f"Atlas {operation} not sent: {max(left, 0):.1f} s left in this invocation", retryable=False
+            )
+        total = min(self._timeout.read or left, left)
+        return httpx.Timeout(total, connect=min(self._timeout.connect or total, total))
 
     def _client(self) -> httpx.Client:
         if self._http is None:
@@ -231,7 +277,7 @@ class AtlasClient:
             "targetProjectId": target_project_id,
         }
         target = (snapshot_id, target_name, target_project_id)
-        deadline = self.clock.now() + self.policy.max_total_wait
+        deadline = self._budget_end()
         uncertain_since: float | None = None  # set once a create may have reached Atlas unanswered
         attempt = 0
         while True:
@@ -315,7 +361,7 @@ class AtlasClient:
         }
         if tags:
             body["tags"] = [{"key": key, "value": value} for key, value in tags.items()]
-        deadline = self.clock.now() + self.policy.max_total_wait
+        deadline = self._budget_end()
         uncertain = False  # set once a create may have reached Atlas unanswered
         attempt = 0
         while True:
@@ -366,7 +412,7 @@ class AtlasClient:
         dedicated one or an unknown project raise.
         """
         path = self._cluster_path(group_id, name)
-        deadline = self.clock.now() + self.policy.max_total_wait
+        deadline = self._budget_end()
         attempt = 0
         while True:
             attempt += 1
@@ -496,7 +542,7 @@ class AtlasClient:
     def _list_all(self, path: str, model: type[M], *, deadline: float | None = None) -> list[M]:
         """Every item of a paginated list: stops on an empty page, at totalCount, or on a short page."""
         if deadline is None:
-            deadline = self.clock.now() + self.policy.max_total_wait
+            deadline = self._budget_end()
         parse_item = self._model(model)
 
         def parse_page(data: Any) -> tuple[list[M], int | None]:
@@ -528,7 +574,7 @@ class AtlasClient:
     ) -> T:
         """A read: retried on 429, 5xx, transport failures and unreadable 2xx bodies, within the budget."""
         if deadline is None:
-            deadline = self.clock.now() + self.policy.max_total_wait
+            deadline = self._budget_end()
         attempt = 0
         while True:
             attempt += 1
@@ -544,9 +590,10 @@ class AtlasClient:
         """Sleep on the injected clock before attempt ``attempt + 1``; re-raise ``error`` if out of budget."""
         if attempt >= self.policy.max_attempts:
             raise _gave_up(error, f"after {attempt} attempts")
-        remaining = deadline - self.clock.now()
+        # The next attempt needs time to be sent and answered: a wait that leaves none is not started.
+        remaining = deadline - self.clock.now() - MIN_REQUEST_SECONDS
         if remaining <= 0:
-            raise _gave_up(error, f"after {attempt} attempts: {self.policy.max_total_wait:g} s budget spent")
+            raise _gave_up(error, f"after {attempt} attempts: the time for retries is spent")
         if error.status == 429:
             if error.retry_after is not None:
                 if error.retry_after > remaining:
@@ -646,6 +693,7 @@ class AtlasClient:
     ) -> httpx.Response:
         # Elapsed is a measurement of real I/O time, not a "now" or a wait, so it uses the monotonic
         # counter; the injected virtual clock would always report 0 s.
+        timeout = self._request_timeout(f"{method} {path}")
         started = time.perf_counter()
         try:
             response = http.request(
@@ -655,6 +703,7 @@ class AtlasClient:
                 content=content,
                 params=params,
                 auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=timeout,
             )
         except httpx.HTTPError as exc:
             elapsed = time.perf_counter() - started
@@ -695,6 +744,7 @@ class AtlasClient:
 
     def _fetch_token(self, http: httpx.Client, attempt: int) -> tuple[str, float]:
         client_id, client_secret = self.credentials.secret_values
+        timeout = self._request_timeout(f"POST {TOKEN_PATH}")
         started = time.perf_counter()
         try:
             response = http.post(
@@ -702,6 +752,7 @@ class AtlasClient:
                 data={"grant_type": "client_credentials"},
                 headers={"Accept": "application/json"},
                 auth=httpx.BasicAuth(client_id, client_secret),
+                timeout=timeout,
             )
         except httpx.HTTPError as exc:
             logger.debug("atlas POST %s -> %s attempt=%d", TOKEN_PATH, type(exc).__name__, attempt)

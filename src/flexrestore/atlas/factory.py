@@ -26,7 +26,6 @@ def get_atlas_client() -> AtlasClient:
             settings.atlas_base_url,
             credentials,
             timeout=settings.atlas_timeout_seconds,
-            max_total_wait=settings.atlas_retry_budget_seconds,
         )
         if _cached is not None:
             _cached[1].close()  # the rotated-out client's connections
