@@ -68,6 +68,16 @@ def use(clock: Clock) -> Clock:
     return previous
 
 
+def seconds() -> float:
+    """Now on the installed clock, in seconds since the epoch."""
+    return _current.now()
+
+
+def sleep(seconds: float) -> None:
+    """Wait on the installed clock (offline: while others work, local/conductor.py)."""
+    _current.sleep(seconds)
+
+
 def utcnow() -> datetime:
     return datetime.fromtimestamp(_current.now(), tz=UTC)
 

@@ -34,6 +34,7 @@ stacks are independent of each other. Not thread-safe: one stack at a time per p
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -50,19 +51,24 @@ from pathlib import Path
 from typing import Any
 
 from flexrestore import clock as clock_module
+from flexrestore.local.conductor import Conductor, Stopped
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
-ASL_PATH = Path(__file__).resolve().parent.parent / "statemachine" / "restore_poll.asl.json"
+ASL_PATH = Path(__file__).resolve().parent.parent / "statemachine" / "restore.asl.json"
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 # Short name -> handler import path. Lambda function names are "flexrestore-<short name>".
 HANDLERS: dict[str, str] = {
     "intake": "flexrestore.handlers.intake.handler",
+    "create": "flexrestore.handlers.create.handler",
     "poll": "flexrestore.handlers.poll.handler",
     "record": "flexrestore.handlers.record.handler",
     "notify": "flexrestore.handlers.notify.handler",
+    "reconcile": "flexrestore.handlers.reconcile.handler",
 }
+TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "template.yaml"
+DEFAULT_TIMEOUT_SECONDS = 30
 RESTORES_TABLE = "flexrestore-restores"
 IDEMPOTENCY_TABLE = "flexrestore-idempotency"
 TOPIC_NAME = "flexrestore-notifications"
@@ -111,9 +117,40 @@ def state_transitions(history: list[dict[str, Any]]) -> int:
     return entered + retries
 
 
+class LambdaTimedOut(Exception):
+    """A handler ran past its function's timeout on the stack's clock: Lambda would have stopped it there."""
+
+
+@functools.cache
+def function_timeouts(template: Path = TEMPLATE_PATH) -> dict[str, int]:
+    """Each handler's Lambda timeout (seconds) as template.yaml sets it (per function, else Globals)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    # CloudFormation's short-form tags (!Ref, !Sub, ...) read as plain values; only literals matter here.
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    if not template.is_file():
+        return {}
+    data = yaml.load(template.read_text(encoding="utf-8"), Loader=Loader)  # noqa: S506 - SafeLoader subclass
+    default = int(
+        ((data.get("Globals") or {}).get("Function") or {}).get("Timeout") or DEFAULT_TIMEOUT_SECONDS
+    )
+    timeouts: dict[str, int] = {}
+    for resource in (data.get("Resources") or {}).values():
+        properties = resource.get("Properties") or {}
+        handler = properties.get("Handler") if resource.get("Type") == "AWS::Serverless::Function" else None
+        for short, path in HANDLERS.items():
+            if handler == path:
+                timeouts[short] = int(properties.get("Timeout") or default)
+    return timeouts
+
+
 @dataclass
 class FakeLambdaContext:
-    """What powertools reads from a Lambda context."""
+    """What powertools (and the budget of Atlas calls) reads from a Lambda context: the remaining time runs
+    on the stack's clock, from the function's timeout in template.yaml."""
 
     function_name: str
     memory_limit_in_mb: int = 256
@@ -121,9 +158,10 @@ class FakeLambdaContext:
     aws_request_id: str = ""
     log_group_name: str = ""
     log_stream_name: str = ""
+    deadline: float | None = None  # on clock_module.current(); None: 300 s, always
 
     @classmethod
-    def for_function(cls, short_name: str) -> FakeLambdaContext:
+    def for_function(cls, short_name: str, deadline: float | None = None) -> FakeLambdaContext:
         name = function_name(short_name)
         return cls(
             function_name=name,
@@ -131,10 +169,13 @@ class FakeLambdaContext:
             aws_request_id=str(uuid.uuid4()),
             log_group_name=f"/aws/lambda/{name}",
             log_stream_name="offline",
+            deadline=deadline,
         )
 
     def get_remaining_time_in_millis(self) -> int:
-        return 300_000
+        if self.deadline is None:
+            return 300_000
+        return max(0, int((self.deadline - clock_module.current().now()) * 1000))
 
 
 # moto evaluates a DynamoDB write's condition and then writes, with nothing held in between; DynamoDB does
@@ -175,7 +216,7 @@ def _clear_container_caches() -> None:
 
     from flexrestore import bootstrap
 
-    bootstrap.reset()
+    bootstrap.forget_adapters()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
@@ -193,6 +234,7 @@ class OfflineStack:
     ) -> None:
         self.scenario = scenario
         self.clock: clock_module.Clock = clock if clock is not None else clock_module.VirtualClock()
+        self.timeouts = {short: function_timeouts().get(short, DEFAULT_TIMEOUT_SECONDS) for short in HANDLERS}
         self.env_overrides = dict(env_overrides or {})
         self.atlas_url = atlas_url
         self.secret = secret
@@ -205,9 +247,8 @@ class OfflineStack:
         self._notifications: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._threads: dict[str, threading.Thread] = {}
-        # Handlers called through invoke() right now; executions they start wait until none is running.
-        self._invocations = 0
-        self._invocations_done = threading.Condition()
+        # Time moves only when every participant waits (local/conductor.py): concurrent waits overlap.
+        self.conductor = Conductor(self.clock)
         self._queues: dict[str, str] = {}
         self._exit = ExitStack()
 
@@ -261,7 +302,7 @@ class OfflineStack:
 
     @contextmanager
     def _installed_clock(self) -> Iterator[None]:
-        previous = clock_module.use(self.clock)
+        previous = clock_module.use(self.conductor)
         try:
             yield
         finally:
@@ -322,13 +363,20 @@ class OfflineStack:
     def _moto_patches(self) -> Iterator[None]:
         from moto.awslambda_simple.models import LambdaSimpleBackend
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+        from moto.stepfunctions.parser.asl.component.program.program import Program
+        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.inline_iteration_component import (  # noqa: E501
+            InlineIterationComponent,
+        )
+        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.job import JobPool
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
             WaitFunction,
         )
         from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+        from moto.stepfunctions.parser.utils import TMP_THREADS
 
         stack = self
-        sleep = self.clock.sleep
+        conductor = self.conductor
 
         def invoke(
             backend: Any, name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
@@ -336,36 +384,55 @@ class OfflineStack:
             short = stack._short_name(name)
             try:
                 event = json.loads(body or "{}")
-                result = stack._handler(short)(event, FakeLambdaContext.for_function(short))
+                result = stack._call_handler(short, event)
                 return json.dumps(result, default=str).encode()
             except Exception as exc:  # a Lambda error: Retry/Catch match on errorType
+                error_type = "Sandbox.Timedout" if isinstance(exc, LambdaTimedOut) else type(exc).__name__
                 stack.lambda_errors.append(
-                    {"function": short, "errorType": type(exc).__name__, "errorMessage": str(exc)}
+                    {"function": short, "errorType": error_type, "errorMessage": str(exc)}
                 )
                 response_headers["x-amz-function-error"] = "Unhandled"
-                return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
+                return json.dumps({"errorType": error_type, "errorMessage": str(exc)}).encode()
+
+        sleep = self.conductor.sleep
 
         def wait_interval(function: Any, env: Any, wait_seconds: float) -> None:
             sleep(wait_seconds)
 
-        def start_worker(worker: Any) -> None:
-            def run() -> None:
-                # On one shared virtual clock, a loop that ran while the intake was still at work (a schedule
-                # asking for several restores) would move time under the intake and inflate the next
-                # restore's measured RTO. In AWS the two run side by side in real time; here the loop starts
-                # once the handler that started it has answered.
-                with stack._invocations_done:
-                    stack._invocations_done.wait_for(lambda: stack._invocations == 0, _EXECUTION_JOIN_SECONDS)
-                worker._execution_logic()
+        def program_eval(program: Any, env: Any) -> None:
+            # moto's Program.eval, with the thread that runs the states taking part in the clock and the
+            # thread that waits for it idle meanwhile.
+            timeout = program.timeout_seconds.timeout_seconds if program.timeout_seconds else None
+            env.next_state_name = program.start_at.start_at_name
+            worker_thread = conductor.start_thread(functools.partial(EvalComponent.eval, program), env)
+            TMP_THREADS.append(worker_thread)
+            with conductor.idle():
+                worker_thread.join(timeout=timeout)
+            if worker_thread.is_alive():
+                env.set_timed_out()
 
-            thread = threading.Thread(target=run, daemon=True, name="sfn-execution")
-            stack._threads[worker._evaluation_details.execution_details.arn] = thread
-            thread.start()
+        def launch_iteration_worker(component: Any, env: Any, eval_input: Any, job_pool: Any) -> Any:
+            worker = component._create_worker(env=env, eval_input=eval_input, job_pool=job_pool)
+            TMP_THREADS.append(conductor.start_thread(worker.eval))
+            return worker
+
+        original_await_jobs = vars(JobPool)["await_jobs"]
+
+        def await_jobs(pool: Any) -> None:
+            with conductor.idle():
+                original_await_jobs(pool)
+
+        def start_worker(worker: Any) -> None:
+            arn = worker._evaluation_details.execution_details.arn
+            stack._threads[arn] = conductor.start_thread(worker._execution_logic, name="sfn-execution")
 
         replacements: list[tuple[Any, str, Any]] = [
             (LambdaSimpleBackend, "invoke", invoke),
             (WaitFunction, "_wait_interval", wait_interval),
             (ExecutionWorker, "start", start_worker),
+            (Program, "eval", program_eval),
+            (InlineIterationComponent, "_launch_worker", launch_iteration_worker),
+            (JobPool, "await_jobs", await_jobs),
             (retrier_decl, "time", types.SimpleNamespace(sleep=sleep)),
         ]
         saved = [(owner, attribute, vars(owner)[attribute]) for owner, attribute, _ in replacements]
@@ -435,12 +502,13 @@ class OfflineStack:
                 Role=role_arn,
                 Handler=target.removeprefix("flexrestore."),
                 Code={"ZipFile": b"offline: the harness calls the handler in-process"},
-                Timeout=300,
+                Timeout=self.timeouts[short],
             )
 
         definition = fill_placeholders(
             ASL_PATH.read_text(encoding="utf-8"),
             {
+                "CreateFunctionArn": function_arn("create"),
                 "PollFunctionArn": function_arn("poll"),
                 "RecordFunctionArn": function_arn("record"),
                 "NotifyFunctionArn": function_arn("notify"),
@@ -474,16 +542,22 @@ class OfflineStack:
     # ---------------------------------------------------------------------------------- operations
 
     def invoke(self, short_name: str, event: Any) -> Any:
-        """Call a handler in-process, as Lambda would (fake context). Its exceptions propagate. Executions it
-        starts begin once it has returned (see ``start_worker``)."""
-        with self._invocations_done:
-            self._invocations += 1
+        """Call a handler in-process, as Lambda would: a context whose remaining time runs on the stack's
+        clock from the function's timeout in template.yaml, and :class:`LambdaTimedOut` when it runs past it.
+        Its exceptions propagate. Executions it starts run at once; their waits hold until it has answered."""
+        with self.conductor.participating():
+            return self._call_handler(short_name, event)
+
+    def _call_handler(self, short_name: str, event: Any) -> Any:
+        timeout = self.timeouts.get(short_name, DEFAULT_TIMEOUT_SECONDS)
+        deadline = self.clock.now() + timeout
         try:
-            return self._handler(short_name)(event, FakeLambdaContext.for_function(short_name))
-        finally:
-            with self._invocations_done:
-                self._invocations -= 1
-                self._invocations_done.notify_all()
+            with self.conductor.invocation(deadline):
+                return self._handler(short_name)(event, FakeLambdaContext.for_function(short_name, deadline))
+        except Stopped:
+            raise LambdaTimedOut(
+                f"{function_name(short_name)}: Task timed out after {timeout:.2f} seconds"
+            ) from None
 
     def start_execution(self, execution_input: dict[str, Any], name: str | None = None) -> str:
         """Start the poll loop; ``name`` defaults to the input's restoreId (docs/contracts.md)."""
