@@ -19,10 +19,12 @@ from flexrestore.contracts import (
     RestoreRecord,
 )
 from flexrestore.contracts.record import TimelineEntry
-from flexrestore.domain.errors import AtlasNotFound, RequestInProgress, TargetBusy
+from flexrestore.domain.errors import AtlasNotFound, AtlasUnavailable, RequestInProgress, TargetBusy
 from flexrestore.domain.guards import GuardConfig
+from flexrestore.domain.hand_off import CreateStep
 from flexrestore.domain.intake import Intake, IntakeConfig
 from flexrestore.domain.ports import LockHolder, OutageState
+from flexrestore.domain.reconcile import Reconciler
 
 NOW = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 GROUP = "65f1a2b3c4d5e6f708192a3b"
@@ -31,8 +33,9 @@ TARGET = "orders-verify"
 SNAPSHOT = "6723a1f0c4d5e6f708193b01"
 
 
-class Crash(Exception):
-    """A stand-in for a Lambda that dies mid-step."""
+class Crash(BaseException):
+    """A Lambda that dies mid-step: a BaseException, so no ``except Exception`` of the code under test can
+    catch it (nothing gets to clean up)."""
 
 
 @dataclass
@@ -114,6 +117,7 @@ class FakeAtlas:
     faults: Faults = field(default_factory=Faults)
     creates: int = 0
     calls: list[str] = field(default_factory=list)
+    lose_next_create_answer: bool = False  # the job is made, the answer is lost (a 500 after the fact)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -168,6 +172,9 @@ class FakeAtlas:
             restore_scheduled_date=self.now() + timedelta(seconds=5),
         )
         self.jobs[job.id] = job
+        if self.lose_next_create_answer:
+            self.lose_next_create_answer = False
+            raise AtlasUnavailable("HTTP 500 after the job was made", status=500)
         return job
 
     def finish(self, job_id: str, status: str = "COMPLETED", after_seconds: float = 65) -> None:
@@ -215,19 +222,38 @@ class MemoryStore:
 
     def set_execution(self, restore_id: str, execution_arn: str) -> None:
         self.faults.check("set_execution")
-        self._update(restore_id, execution_arn=execution_arn)
+        self._update(restore_id, execution_arn=execution_arn, handoff=None)
 
-    def mark_create_failed(self, restore_id: str, *, code: str, message: str, at: datetime) -> None:
-        self.faults.check("mark_create_failed")
-        timeline = [*self.records[restore_id].timeline, TimelineEntry(status="CREATE_FAILED", at=at)]
+    def claim_create(self, restore_id: str, *, at: datetime) -> bool:
+        self.faults.check("claim_create")
+        record = self.records.get(restore_id)
+        if record is None or record.ended:
+            return False
+        if record.create_attempted_at is None:
+            timeline = [*record.timeline, TimelineEntry(status="CREATING", at=at)]
+            self._update(restore_id, create_attempted_at=at, status="CREATING", timeline=timeline)
+        return True
+
+    def pending_handoffs(self, *, before: datetime, limit: int = 100) -> list[RestoreRecord]:
+        pending = [r for r in self.records.values() if r.handoff == "PENDING" and r.requested_at < before]
+        return sorted(pending, key=lambda r: r.requested_at)[:limit]
+
+    def end_unsent(self, restore_id: str, *, code: str, message: str, at: datetime) -> bool:
+        record = self.records.get(restore_id)
+        if record is None or record.ended or record.create_attempted_at is not None:
+            return False
+        timeline = [*record.timeline, TimelineEntry(status="HANDOFF_FAILED", at=at)]
         self._update(
             restore_id,
-            status="CREATE_FAILED",
+            status="HANDOFF_FAILED",
             final_status="ERROR",
             finished_at=at,
+            noticed_at=at,
             error=ErrorInfo(code=code, message=message),
             timeline=timeline,
+            handoff=None,
         )
+        return True
 
     def record_refusal(self, refusal: RefusalRecord) -> None:
         self.faults.check("record_refusal")
@@ -297,6 +323,7 @@ class MemoryLocks:
 
     now: Callable[[], datetime]
     held: dict[str, LockHolder] = field(default_factory=dict)
+    taken_at: dict[str, datetime] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
 
     def acquire(self, project_id: str, target: str, /, *, restore_id: str, lease_seconds: int) -> str:
@@ -307,6 +334,7 @@ class MemoryLocks:
         if holder is not None and holder.restore_id != restore_id and holder.expires_at >= epoch:
             raise TargetBusy(holder.restore_id, lock_id, holder.expires_at)
         self.held[lock_id] = LockHolder(restore_id, lock_id, epoch + lease_seconds)
+        self.taken_at[lock_id] = self.now()
         return lock_id
 
     def release(self, lock_id: str, restore_id: str) -> bool:
@@ -315,6 +343,9 @@ class MemoryLocks:
             return False
         del self.held[lock_id]
         return True
+
+    def held_since(self, *, before: datetime, limit: int = 100) -> list[LockHolder]:
+        return [h for lock_id, h in self.held.items() if self.taken_at[lock_id] < before][:limit]
 
     def holder(self, project_id: str, target: str, /) -> LockHolder | None:
         holder = self.held.get(f"lock#{project_id}#{target}")
@@ -418,5 +449,15 @@ class World:
                 guards=self.guards, poll_deadline_seconds=3600, idempotency_ttl_seconds=86400
             ),
             now=self.clock,
+            pause=lambda seconds: None,
+        )
+        self.create_step = CreateStep(atlas=lambda: self.atlas, records=self.store, now=self.clock)
+        self.reconciler = Reconciler(
+            records=self.store,
+            locks=self.locks,
+            executions=self.executions,
             notifier=self.notifier,
+            metrics=self.metrics,
+            poll_deadline_seconds=3600,
+            now=self.clock,
         )

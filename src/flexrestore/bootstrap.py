@@ -10,6 +10,7 @@ secret is ``ServiceMisconfigured``, a throttled Secrets Manager ``DependencyUnav
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,14 @@ if TYPE_CHECKING:
     from flexrestore.aws.notifier import Notifier
     from flexrestore.aws.store import RestoreStore
     from flexrestore.domain.guards import GuardConfig
-    from flexrestore.domain.intake import Intake
+    from flexrestore.domain.hand_off import CreateStep
+    from flexrestore.domain.intake import Intake, IntakeConfig
     from flexrestore.domain.poll import Poller
+    from flexrestore.domain.reconcile import Reconciler
     from flexrestore.domain.request import RestoreRequest
 
+# What an invocation keeps for itself after its last Atlas call: answering, writing the outcome, logging.
+INVOCATION_MARGIN_SECONDS = 3.0
 # Secrets Manager answers after which a retry later can work (anything else is a configuration problem).
 _TRANSIENT_SECRET_FAILURES = ("Throttling", "InternalServiceError", "Timeout", "EndpointConnectionError")
 
@@ -136,7 +141,7 @@ def intake(context: Any, *, expires_after: int | None = None) -> Intake:
     """The intake flow over the real adapters."""
     from flexrestore.aws.executions import Executions
     from flexrestore.aws.idempotency import exactly_once
-    from flexrestore.domain.intake import Intake, IntakeConfig
+    from flexrestore.domain.intake import Intake
 
     current = settings()
     return Intake(
@@ -148,13 +153,52 @@ def intake(context: Any, *, expires_after: int | None = None) -> Intake:
             require("idempotency_table"), context, expires_after or current.idempotency_ttl_seconds
         ),
         metrics=metrics(),
-        config=IntakeConfig(
-            guards=guard_config(),
-            poll_deadline_seconds=current.poll_deadline_seconds,
-            idempotency_ttl_seconds=current.idempotency_ttl_seconds,
-        ),
+        config=intake_config(),
         now=clock.utcnow,
+    )
+
+
+def atlas_budget(context: Any, *, cap_seconds: float | None = None) -> AbstractContextManager[None]:
+    """For the block, every Atlas call draws its waits and timeouts from what is left of this invocation
+    (the Lambda context's remaining time less a margin, and never more than ``cap_seconds``)."""
+    from flexrestore.atlas.client import invocation_budget
+
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    seconds = remaining() / 1000 - INVOCATION_MARGIN_SECONDS if callable(remaining) else None
+    if cap_seconds is not None:
+        seconds = cap_seconds if seconds is None else min(seconds, cap_seconds)
+    return invocation_budget(None if seconds is None else clock.current().now() + seconds)
+
+
+def create_step() -> CreateStep:
+    from flexrestore.domain.hand_off import CreateStep
+
+    return CreateStep(atlas=atlas, records=store(), now=clock.utcnow)
+
+
+def reconciler() -> Reconciler:
+    from flexrestore.aws.executions import Executions
+    from flexrestore.domain.reconcile import Reconciler
+
+    return Reconciler(
+        records=store(),
+        locks=locks(),
+        executions=Executions(require("state_machine_arn")),
         notifier=optional_notifier(),
+        metrics=metrics(),
+        poll_deadline_seconds=settings().poll_deadline_seconds,
+        now=clock.utcnow,
+    )
+
+
+def intake_config() -> IntakeConfig:
+    from flexrestore.domain.intake import IntakeConfig
+
+    current = settings()
+    return IntakeConfig(
+        guards=guard_config(),
+        poll_deadline_seconds=current.poll_deadline_seconds,
+        idempotency_ttl_seconds=current.idempotency_ttl_seconds,
     )
 
 
@@ -169,7 +213,7 @@ def poller() -> Poller:
     )
 
 
-def reset() -> None:
+def forget_adapters() -> None:
     """Forget every adapter and cached setting (what a fresh container would not have)."""
     from flexrestore.atlas import factory
     from flexrestore.atlas.auth import reset_token_cache

@@ -62,6 +62,11 @@ def creates(stack: OfflineStack) -> list[Any]:
     return [c for c in stack.simulator.calls if c.method == "POST" and CREATE_PATH.search(c.path)]
 
 
+def settled(stack: OfflineStack) -> list[dict[str, Any]]:
+    """Every execution started so far, run to its end (the Atlas create is its first step)."""
+    return [stack.wait_for_execution(arn) for arn in stack.executions()]
+
+
 def restore_items(stack: OfflineStack, kind: str = "restore") -> list[dict[str, Any]]:
     from flexrestore.aws.clients import client
     from flexrestore.aws.codec import from_item

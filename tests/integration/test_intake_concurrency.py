@@ -12,9 +12,9 @@ from tests.integration.intake_support import (
     answer,
     creates,
     deliver_concurrently,
-    execution_input,
     load,
     restore_items,
+    settled,
 )
 
 DELIVERIES = 50
@@ -26,6 +26,7 @@ def test_concurrent_deliveries_of_one_scheduled_event_create_one_restore(stack: 
     event = load("schedule-nightly-verify.json")
     results = deliver_concurrently(stack, event, DELIVERIES)
 
+    settled(stack)
     assert len(creates(stack)) == 1
     accepted = [r for r in results if isinstance(r, dict)]
     failed = [r for r in results if not isinstance(r, dict)]
@@ -61,37 +62,47 @@ def test_concurrent_posts_with_one_idempotency_key_create_one_restore(stack: Off
 # --- a crash, through the real wiring (each step's crash is a unit test: tests/unit/test_request_flow.py) ---
 
 
-class Crash(RuntimeError):
-    pass
+class Crash(BaseException):
+    """A Lambda that dies right there: nothing gets to clean up."""
 
 
-def test_retry_after_a_crash_past_the_atlas_create_continues_with_the_same_restore_and_job(
+def test_retry_after_a_crash_past_the_start_continues_with_the_same_restore_and_execution(
     stack: OfflineStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """powertools releases the key of a crashed attempt, and the retry finds the record in DynamoDB."""
+    """The intake dies after Step Functions took the start and before the record says so: powertools releases
+    the crashed attempt's key (its invocation time is up), and Lambda's retry finds the execution by its name,
+    so there is one restore, one execution and one Atlas job."""
     from flexrestore.aws.store import RestoreStore
 
-    original = RestoreStore.mark_job_created
+    original = RestoreStore.set_execution
     calls = {"n": 0}
 
     def crash_once(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
-            raise Crash("crashed after Atlas made the job")
+            raise Crash("crashed after the start")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(RestoreStore, "mark_job_created", crash_once)
+    monkeypatch.setattr(RestoreStore, "set_execution", crash_once)
     event = load("schedule-nightly-verify.json")
 
     with pytest.raises(Crash):
         stack.invoke("intake", event)
+    from flexrestore.aws.clients import client
+
+    client("dynamodb").delete_item(  # what DynamoDB's TTL does once the crashed attempt's claim has lapsed
+        TableName="flexrestore-idempotency",
+        Key={"id": client("dynamodb").scan(TableName="flexrestore-idempotency")["Items"][0]["id"]},
+    )
     result = stack.invoke("intake", event)  # Lambda's retry of the same event
 
     assert result["statusCode"] == 202
+    assert len(stack.executions()) == 1
+    (execution,) = settled(stack)
+    assert execution["status"] == "SUCCEEDED"
     assert len(creates(stack)) == 1  # never a second Atlas job
     (record,) = restore_items(stack)
     assert record["restoreId"] == result["restoreId"]
-    assert record["restoreJobId"] == result["restoreJobId"] == next(iter(stack.simulator.jobs))
-    assert record["executionArn"] == result["executionArn"]
-    assert execution_input(stack, result["executionArn"])["restoreJobId"] == result["restoreJobId"]
-    assert stack.wait_for_execution(result["executionArn"])["status"] == "SUCCEEDED"
+    assert record["executionArn"] == result["executionArn"] == execution["executionArn"]
+    assert record["restoreJobId"] == next(iter(stack.simulator.jobs))
+    assert record["finalStatus"] == "COMPLETED" and "handoff" not in record

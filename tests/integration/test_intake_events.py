@@ -23,6 +23,7 @@ from tests.integration.intake_support import (
     load,
     request_body,
     restore_items,
+    settled,
 )
 
 CALLER = "arn:aws:sts::123456789012:assumed-role/flexrestore-operator/alice"
@@ -72,8 +73,8 @@ def test_api_post_sample_creates_records_and_hands_off(stack: OfflineStack) -> N
     assert body["snapshotId"] == DEMO.latest_snapshot_id
     assert body["executionArn"].endswith(f":execution:flexrestore-restore-poll:{restore_id}")
 
-    # Atlas: token, newest snapshot, target's state, then exactly one create with targetProjectId set
-    # (the poll loop, already running in the background, makes the calls after these).
+    # Atlas: token, newest snapshot, target's state, then (the restore's execution, which the answer waited
+    # for) exactly one create with targetProjectId set; the poll loop makes the calls after these.
     assert [c.operation for c in stack.simulator.calls][:4] == [
         "token",
         "listFlexBackupSnapshots",
@@ -97,15 +98,14 @@ def test_api_post_sample_creates_records_and_hands_off(stack: OfflineStack) -> N
         "groupId": DEMO.group_id,
         "clusterName": DEMO.source_cluster,
         "snapshotId": DEMO.latest_snapshot_id,
-        "restoreJobId": body["restoreJobId"],
+        "restoreJobId": None,  # the execution's create step fills it in, and the first wait
         "targetDeploymentItemName": DEMO.scratch_target,
         "targetProjectId": DEMO.group_id,
         "requestedAt": "2026-11-01T02:00:00Z",
         "deadline": "2026-11-01T03:00:00Z",
-        "firstPollSeconds": started["firstPollSeconds"],
+        "firstPollSeconds": None,
         "lockId": f"lock#{DEMO.group_id}#{DEMO.scratch_target}",
     }
-    assert 5 <= started["firstPollSeconds"] <= 120
 
     # The poll loop runs it to the end; the record keeps who asked and why.
     assert stack.wait_for_execution(body["executionArn"])["status"] == "SUCCEEDED"
@@ -125,7 +125,8 @@ def test_api_post_sample_creates_records_and_hands_off(stack: OfflineStack) -> N
     assert record["executionArn"] == body["executionArn"]
     assert record["breakGlass"] is None
     assert record["finalStatus"] == "COMPLETED"
-    assert [t["status"] for t in record["timeline"]][:2] == ["CREATING", "PENDING"]
+    assert [t["status"] for t in record["timeline"]][:3] == ["ACCEPTED", "CREATING", "PENDING"]
+    assert record["handoff"] is None and record["createAttemptedAt"] == "2026-11-01T02:00:00Z"
 
 
 def test_api_get_sample_reads_the_posted_restore(stack: OfflineStack) -> None:
@@ -154,6 +155,8 @@ def test_schedule_sample_restores_the_latest_snapshot(stack: OfflineStack) -> No
     event = load("schedule-nightly-verify.json")
     result = stack.invoke("intake", event)
     assert result["statusCode"] == 202
+    assert result["status"] == "ACCEPTED" and result["restoreJobId"] is None  # nobody waits on a schedule
+    settled(stack)
     assert len(creates(stack)) == 1
     record = stack.record(result["restoreId"])
     assert record is not None
@@ -164,9 +167,9 @@ def test_schedule_sample_restores_the_latest_snapshot(stack: OfflineStack) -> No
         "alarm": None,
         "eventId": event["id"],
     }
-    assert record["snapshotId"] == DEMO.latest_snapshot_id
+    assert record["snapshotId"] == DEMO.latest_snapshot_id and record["finalStatus"] == "COMPLETED"
     started = execution_input(stack, result["executionArn"])
-    assert started["restoreJobId"] == result["restoreJobId"]
+    assert started["restoreId"] == result["restoreId"]
     assert started["targetDeploymentItemName"] == DEMO.scratch_target
 
     # EventBridge delivers at least once: the same event again gets the same answer, no second restore.
@@ -180,6 +183,8 @@ def test_alarm_into_alarm_runs_its_recovery_plan(stack: OfflineStack) -> None:
     result = stack.invoke("intake", event)
     assert result["statusCode"] == 202
     assert result["targetDeploymentItemName"] == DEMO.recovery_target
+    (execution,) = settled(stack)
+    assert execution["status"] == "SUCCEEDED"
     (create,) = creates(stack)
     assert create.body["targetDeploymentItemName"] == DEMO.recovery_target
     record = stack.record(result["restoreId"])
@@ -187,8 +192,8 @@ def test_alarm_into_alarm_runs_its_recovery_plan(stack: OfflineStack) -> None:
     assert record["requestedBy"]["trigger"] == "alarm"
     assert record["requestedBy"]["alarm"] == "orders-prod-data-loss"
     assert record["reason"] == "orders-prod lost data: restore its latest snapshot into orders-dr"
-    assert execution_input(stack, result["executionArn"])["restoreJobId"] == result["restoreJobId"]
-    assert stack.wait_for_execution(result["executionArn"])["status"] == "SUCCEEDED"
+    assert list(stack.simulator.jobs) == [record["restoreJobId"]]
+    assert record["finalStatus"] == "COMPLETED"
 
 
 def test_alarm_into_ok_creates_nothing_and_is_counted(
@@ -533,6 +538,7 @@ def test_schedule_fault_raises_for_a_retry_then_succeeds(stack: OfflineStack) ->
     stack.simulator.scenario = "ok"
     result = stack.invoke("intake", load("schedule-nightly-verify.json"))
     assert result["statusCode"] == 202
+    settled(stack)
     assert len(creates(stack)) == 1
 
 

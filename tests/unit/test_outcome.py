@@ -86,7 +86,7 @@ def test_start_input_reads_the_contract() -> None:
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"restoreJobId": None}, "field 'restoreJobId' is required"),
+        ({"restoreId": None}, "field 'restoreId' is required"),
         ({"deadline": "tomorrow"}, "field 'deadline' must be an ISO 8601 date-time"),
         ({"requestedAt": 5}, "field 'requestedAt' must be an ISO 8601 date-time"),
         ({"lockId": 7}, "field 'lockId' must be a string or null"),

@@ -14,7 +14,7 @@ import pytest
 from flexrestore.domain import polling
 from flexrestore.domain.polling import Phase
 
-ASL = Path(__file__).resolve().parents[2] / "src/flexrestore/statemachine/restore_poll.asl.json"
+ASL = Path(__file__).resolve().parents[2] / "src/flexrestore/statemachine/restore.asl.json"
 NOW = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 LONGEST_DEADLINE_SECONDS = 86400  # POLL_DEADLINE_SECONDS's upper bound (settings.py)
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from flexrestore.contracts import RequestedBy, RestoreRecord
-from flexrestore.domain.errors import AtlasRateLimited, AtlasUnavailable
 from flexrestore.domain.intake import IntakeError, new_record, restore_id_for
 from flexrestore.domain.jobs import adoptable_job
 from flexrestore.domain.request import parse_request
@@ -90,13 +89,12 @@ def test_errors_carry_their_answer() -> None:
 @pytest.mark.parametrize(
     ("fake", "call"),
     [
-        ("store", "create"),
-        ("store", "mark_job_created"),  # after Atlas made the job
-        ("executions", "start_execution"),  # between the create and the start
-        ("store", "set_execution"),  # after the start
+        ("store", "create"),  # before anything was handed over
+        ("executions", "start_execution"),  # recorded, not handed over
+        ("store", "set_execution"),  # handed over, not noted
     ],
 )
-def test_retry_after_a_crash_continues_with_the_same_restore_and_job(fake: str, call: str) -> None:
+def test_retry_after_a_crash_continues_with_the_same_restore_and_one_execution(fake: str, call: str) -> None:
     world = World()
     getattr(world, fake).faults.once(call, Crash(call))
 
@@ -105,44 +103,27 @@ def test_retry_after_a_crash_continues_with_the_same_restore_and_job(fake: str, 
     status, answer = world.intake.submit(REQUEST, ASKED, KEY)  # the retry of the same event
 
     assert status == 202
-    assert world.atlas.creates == 1  # never a second Atlas job
+    assert world.atlas.creates == 0  # the intake never asks Atlas for the job: the execution does
     (stored,) = world.store.records.values()
     assert stored.restore_id == answer["restoreId"] == restore_id_for(KEY, 0)
-    assert stored.restore_job_id == answer["restoreJobId"] == next(iter(world.atlas.jobs))
-    assert stored.execution_arn == answer["executionArn"]
+    assert stored.execution_arn == answer["executionArn"] is not None
+    assert stored.handoff is None
     assert list(world.executions.started) == [answer["restoreId"]]
-    assert world.executions.started[answer["restoreId"]].restore_job_id == answer["restoreJobId"]
+    assert world.executions.started[answer["restoreId"]].restore_job_id is None  # the create step fills it
 
 
-def test_a_failed_create_is_recorded_and_told_and_a_retry_makes_a_fresh_attempt() -> None:
+def test_a_start_refused_by_step_functions_is_accepted_and_left_to_the_reconciler() -> None:
     world = World()
-    limited = AtlasRateLimited("HTTP 429", status=429, error_code="RATE_LIMITED", retry_after=600.0)
-    world.atlas.faults.once("create_restore_job", limited)
+    world.executions.faults.once("start_execution", RuntimeError("ThrottlingException"))
 
-    with pytest.raises(IntakeError) as refused:
-        world.intake.submit(REQUEST, ASKED, KEY)
-    assert (refused.value.status, refused.value.code, refused.value.retry_after) == (503, "RATE_LIMITED", 600)
-    (failed,) = world.store.records.values()
-    assert failed.final_status == "ERROR" and failed.error is not None and failed.error.code == "RATE_LIMITED"
-    assert failed.timeline[-1].status == "CREATE_FAILED"
-    assert world.executions.started == {}
-    assert world.locks.held == {}  # the target is free again
-    # No poll loop will run for it, so the intake tells people and machines itself, and counts it.
-    ((subject, _),) = world.notifier.messages
-    assert subject == f"Restore ERROR: {SOURCE} → {TARGET}"
-    ((detail_type, detail),) = world.notifier.events
-    assert (detail_type, detail["restoreId"]) == ("Flex Restore Failed", failed.restore_id)
-    told = world.store.records[failed.restore_id].notification
-    assert told is not None and told.sns is not None and told.events is not None
-    assert told.sns.status == told.events.status == told.status == "SENT"
-    assert "RestoreError" in world.metrics.names()
+    status, answer = world.intake.submit(REQUEST, ASKED, KEY)
 
-    status, answer = world.intake.submit(REQUEST, ASKED, KEY)  # the retry: a fresh attempt
-    assert status == 202
-    assert answer["restoreId"] == restore_id_for(KEY, 1) != failed.restore_id
-    assert world.atlas.calls.count("create_restore_job") == 2  # Atlas refused the first: nothing made
-    assert len(world.atlas.jobs) == 1
-    assert world.store.records[failed.restore_id].final_status == "ERROR"  # kept as it was
+    assert status == 202  # accepted: the restore is recorded and will be handed over
+    assert answer["executionArn"] is None and answer["status"] == "ACCEPTED"
+    (stored,) = world.store.records.values()
+    assert stored.handoff == "PENDING" and stored.final_status is None
+    assert "HandOffDeferred" in world.metrics.names()
+    assert world.atlas.creates == 0
 
 
 def test_a_failed_record_write_leaves_the_target_unlocked() -> None:
@@ -154,10 +135,17 @@ def test_a_failed_record_write_leaves_the_target_unlocked() -> None:
     assert world.atlas.creates == 0
 
 
-def test_an_atlas_outage_during_the_create_ends_the_attempt_and_frees_the_target() -> None:
+def test_the_answer_carries_the_atlas_job_once_the_create_step_has_it() -> None:
     world = World()
-    world.atlas.faults.once("create_restore_job", AtlasUnavailable("HTTP 503", status=503))
-    with pytest.raises(IntakeError) as failed:
-        world.intake.submit(REQUEST, ASKED, KEY)
-    assert (failed.value.status, failed.value.refusal) == (503, False)
-    assert world.locks.held == {}
+    _, answer = world.intake.submit(REQUEST, ASKED, KEY)
+    assert (answer["restoreJobId"], answer["status"]) == (None, "ACCEPTED")
+    assert "being created" in answer["message"]
+
+    assert world.intake.submit(REQUEST, ASKED, KEY)[1] == answer  # a repeat gets the first answer
+
+    start = world.executions.started[answer["restoreId"]]
+    world.create_step.run(start)  # what the execution does next
+    settled = world.intake.settled(answer, wait_seconds=0)
+    assert settled["restoreId"] == answer["restoreId"]
+    assert settled["restoreJobId"] == next(iter(world.atlas.jobs)) and settled["status"] == "PENDING"
+    assert "message" not in settled

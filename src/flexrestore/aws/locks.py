@@ -14,12 +14,14 @@ it to clean up leases that nobody released.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from flexrestore import clock
 from flexrestore.aws.clients import client
 from flexrestore.aws.codec import condition_failed
 from flexrestore.aws.store import translated
+from flexrestore.aws.table_schema import BY_KIND_INDEX
 from flexrestore.domain.errors import TargetBusy
 from flexrestore.domain.ports import LockHolder
 
@@ -123,6 +125,24 @@ class TargetLocks:
         if holder is None or holder.expires_at < math.floor(at):
             return None
         return holder
+
+    def held_since(self, *, before: datetime, limit: int = 100) -> list[LockHolder]:
+        """Leases taken before ``before`` that are still there (expired or not), oldest first: the
+        reconciler frees those whose restore has ended or was never recorded."""
+        with translated():
+            answer = client("dynamodb").query(
+                TableName=self.table_name,
+                IndexName=BY_KIND_INDEX,
+                KeyConditionExpression="#kind = :lock AND requestedAt < :before",
+                ExpressionAttributeNames={"#kind": "kind"},
+                ExpressionAttributeValues={
+                    ":lock": {"S": LOCK_KIND},
+                    ":before": {"S": clock.isoformat(before)},
+                },
+                Limit=limit,
+            )
+        holders = (_parse_holder(item, item["id"]["S"]) for item in answer.get("Items", []))
+        return [holder for holder in holders if holder is not None]
 
     def _read_holder(self, lock_id: str) -> LockHolder | None:
         with translated():

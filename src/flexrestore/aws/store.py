@@ -22,7 +22,7 @@ from typing import Any
 
 from flexrestore.aws.clients import client
 from flexrestore.aws.codec import condition_failed, error_code, from_item, to_attribute, to_item
-from flexrestore.aws.table_schema import BY_KIND_INDEX, BY_SOURCE_INDEX
+from flexrestore.aws.table_schema import BY_HANDOFF_INDEX, BY_KIND_INDEX, BY_SOURCE_INDEX
 from flexrestore.clock import isoformat, parse_iso
 from flexrestore.contracts import Delivery, Notification, RefusalRecord, RestoreRecord
 from flexrestore.contracts.record import RESTORE_KIND
@@ -163,24 +163,89 @@ class RestoreStore:
         )
 
     def set_execution(self, restore_id: str, execution_arn: str) -> None:
-        self._update(restore_id, "SET executionArn = :arn", {":arn": execution_arn})
-
-    def mark_create_failed(self, restore_id: str, *, code: str, message: str, at: datetime) -> None:
-        """The Atlas job could not be created: the record ends here as ERROR (no poll loop will run)."""
-        moment = isoformat(at)
+        """The restore's execution has started: note it, and take the restore off the reconciler's list."""
         self._update(
             restore_id,
-            "SET #status = :status, finalStatus = :final, finishedAt = :at, #error = :error, "
-            "timeline = list_append(timeline, :entry)",
-            {
-                ":status": "CREATE_FAILED",
-                ":final": "ERROR",
-                ":at": moment,
-                ":error": {"code": code, "message": message},
-                ":entry": [{"status": "CREATE_FAILED", "at": moment}],
-            },
-            names={"#status": "status", "#error": "error"},
+            "SET executionArn = :arn REMOVE #handoff",
+            {":arn": execution_arn},
+            names={"#handoff": "handoff"},
         )
+
+    def claim_create(self, restore_id: str, *, at: datetime) -> bool:
+        """The create step is about to send the Atlas create: note when (the first time), status CREATING.
+        False when the restore has ended (then nothing may be sent)."""
+        moment = isoformat(at)
+        try:
+            with translated():
+                client("dynamodb").update_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": restore_id}},
+                    UpdateExpression=(
+                        "SET createAttemptedAt = :at, #status = :creating, "
+                        "timeline = list_append(timeline, :entry)"
+                    ),
+                    ConditionExpression=(
+                        "attribute_exists(id) AND attribute_not_exists(finalStatus) "
+                        "AND attribute_not_exists(createAttemptedAt)"
+                    ),
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":at": {"S": moment},
+                        ":creating": {"S": "CREATING"},
+                        ":entry": to_attribute([{"status": "CREATING", "at": moment}]),
+                    },
+                )
+            return True
+        except Exception as exc:
+            if not condition_failed(exc):
+                raise
+        record = self.get(restore_id)  # claimed by an earlier attempt, or ended?
+        return record is not None and not record.ended
+
+    def pending_handoffs(self, *, before: datetime, limit: int = 100) -> list[RestoreRecord]:
+        """Restores whose execution has not started, recorded before ``before``, oldest first."""
+        with translated():
+            answer = client("dynamodb").query(
+                TableName=self.table_name,
+                IndexName=BY_HANDOFF_INDEX,
+                KeyConditionExpression="#handoff = :pending AND requestedAt < :before",
+                ExpressionAttributeNames={"#handoff": "handoff"},
+                ExpressionAttributeValues={":pending": {"S": "PENDING"}, ":before": {"S": isoformat(before)}},
+                Limit=limit,
+            )
+        return [RestoreRecord.model_validate(from_item(item)) for item in answer.get("Items", [])]
+
+    def end_unsent(self, restore_id: str, *, code: str, message: str, at: datetime) -> bool:
+        """End a restore whose execution never started and whose create was never sent (ERROR); False when it
+        has ended already or a create step has claimed it (then that execution owns its end)."""
+        moment = isoformat(at)
+        try:
+            with translated():
+                client("dynamodb").update_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": restore_id}},
+                    UpdateExpression=(
+                        "SET #status = :status, finalStatus = :final, finishedAt = :at, noticedAt = :at, "
+                        "#error = :error, timeline = list_append(timeline, :entry) REMOVE #handoff"
+                    ),
+                    ConditionExpression=(
+                        "attribute_exists(id) AND attribute_not_exists(finalStatus) "
+                        "AND attribute_not_exists(createAttemptedAt)"
+                    ),
+                    ExpressionAttributeNames={"#status": "status", "#error": "error", "#handoff": "handoff"},
+                    ExpressionAttributeValues={
+                        ":status": {"S": "HANDOFF_FAILED"},
+                        ":final": {"S": "ERROR"},
+                        ":at": {"S": moment},
+                        ":error": to_attribute({"code": code, "message": message}),
+                        ":entry": to_attribute([{"status": "HANDOFF_FAILED", "at": moment}]),
+                    },
+                )
+            return True
+        except Exception as exc:
+            if condition_failed(exc):
+                return False
+            raise
 
     def record_refusal(self, refusal: RefusalRecord) -> None:
         with translated():

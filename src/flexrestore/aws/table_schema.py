@@ -5,7 +5,8 @@ RESTORES_TABLE holds three kinds of item, told apart by ``kind``:
 - ``refusal``: an audit record of a refused request, ``id`` = ``refusal#<uuid>``;
 - ``lock``: a per-target lease, ``id`` = ``lock#<targetProjectId>#<targetName>``.
 Index ``byKind`` (kind, requestedAt) lists newest first; ``bySource`` (source, requestedAt) filters by
-source cluster, with ``source`` = ``<groupId>/<clusterName>``.
+source cluster, with ``source`` = ``<groupId>/<clusterName>``; ``byHandoff`` (handoff, requestedAt) is sparse:
+it holds the restores whose execution has not started yet (``handoff`` = ``PENDING``), for the reconciler.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ RESTORES_KEY = "id"
 IDEMPOTENCY_KEY = "id"
 BY_KIND_INDEX = "byKind"
 BY_SOURCE_INDEX = "bySource"
+BY_HANDOFF_INDEX = "byHandoff"
 
 
 def restores_table_definition(name: str) -> dict[str, Any]:
@@ -39,9 +41,14 @@ def restores_table_definition(name: str) -> dict[str, Any]:
             {"AttributeName": "kind", "AttributeType": "S"},
             {"AttributeName": "source", "AttributeType": "S"},
             {"AttributeName": "requestedAt", "AttributeType": "S"},
+            {"AttributeName": "handoff", "AttributeType": "S"},
         ],
         "KeySchema": [{"AttributeName": RESTORES_KEY, "KeyType": "HASH"}],
-        "GlobalSecondaryIndexes": [index(BY_KIND_INDEX, "kind"), index(BY_SOURCE_INDEX, "source")],
+        "GlobalSecondaryIndexes": [
+            index(BY_KIND_INDEX, "kind"),
+            index(BY_SOURCE_INDEX, "source"),
+            index(BY_HANDOFF_INDEX, "handoff"),
+        ],
     }
 
 

@@ -1,6 +1,7 @@
-"""The input of the poll loop's Step Functions execution (named after the restoreId). Every state of the
-loop passes it on, so the Lambda tasks read it back from their event, next to the keys the states add
-(``poll``, ``recorded``, ...). See docs/contracts.md."""
+"""The input of a restore's Step Functions execution (named after the restoreId). Every state passes it on,
+so the Lambda tasks read it back from their event, next to the keys the states add (``poll``,
+``recorded``, ...); the create step fills in ``restoreJobId`` and ``firstPollSeconds``. See
+docs/contracts.md."""
 
 from __future__ import annotations
 
@@ -39,7 +40,9 @@ class ExecutionInput(Contract):
     group_id: str = Field(min_length=1)
     cluster_name: str = Field(min_length=1)
     snapshot_id: str | None = None
-    restore_job_id: str = Field(min_length=1, description="the Atlas restore job the loop follows")
+    restore_job_id: str | None = Field(
+        None, min_length=1, description="the Atlas restore job; the create step fills it in"
+    )
     target_deployment_item_name: str = Field(min_length=1)
     target_project_id: Annotated[str, BeforeValidator(_empty_if_none)] = Field(
         "", description="defaults to groupId"

@@ -97,10 +97,20 @@ class RestoreRecord(Contract):
     target_project_id: str
     break_glass: BreakGlass | None = None
     lock_id: str | None = Field(None, description="the target lock this restore holds")
-    status: str | None = Field(None, description="the latest status (CREATING, then Atlas's job status)")
+    status: str | None = Field(
+        None, description="the latest status (ACCEPTED, CREATING, then Atlas's job status)"
+    )
     timeline: list[TimelineEntry] = Field(default_factory=list)
     restore_job_id: str | None = Field(None, description="the Atlas restore job")
-    execution_arn: str | None = Field(None, description="the poll loop's Step Functions execution")
+    execution_arn: str | None = Field(None, description="the restore's Step Functions execution")
+    handoff: Literal["PENDING"] | None = Field(
+        None,
+        description="PENDING from the intake's record until its execution has started (the reconciler starts "
+        "executions the intake could not)",
+    )
+    create_attempted_at: Timestamp | None = Field(
+        None, description="when the create step first sent the Atlas create (a job may exist from then on)"
+    )
     final_status: FinalStatus | None = Field(None, description="set once, when the restore has ended")
     finished_at: Timestamp | None = Field(
         None, description="when it ended (Atlas's time when Atlas gave one)"

@@ -33,9 +33,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from flexrestore import clock
 from flexrestore.clock import isoformat
-from flexrestore.contracts import BreakGlass, ExecutionInput, RefusalRecord, RequestedBy, RestoreRecord
-from flexrestore.domain import notifying, polling
+from flexrestore.contracts import (
+    BreakGlass,
+    ExecutionInput,
+    RefusalRecord,
+    RequestedBy,
+    RestoreRecord,
+    TimelineEntry,
+)
+from flexrestore.domain import polling
 from flexrestore.domain.errors import (
     AtlasAuthError,
     AtlasBadRequest,
@@ -60,17 +68,14 @@ from flexrestore.domain.guards import (
     first_refusal,
     target_lock_verdict,
 )
-from flexrestore.domain.jobs import adoptable_job
-from flexrestore.domain.outcome import count_ending
 from flexrestore.domain.ports import (
     Atlas,
     ExactlyOnce,
+    ExecutionMarks,
     Executions,
     IntakeRecords,
-    JobInfo,
     Locks,
     Metrics,
-    Notifier,
     SnapshotInfo,
 )
 from flexrestore.domain.request import CLUSTER_NAME_PATTERN, RestoreRequest
@@ -278,18 +283,28 @@ class Intake:
     metrics: Metrics
     config: IntakeConfig
     now: Callable[[], datetime]
-    notifier: Notifier | None = None  # tells a restore that ended in the intake (its create failed)
+    # The short wait on the execution's create step, on the clock (offline, the execution's thread works
+    # meanwhile and the clock moves only when it waits too).
+    monotonic: Callable[[], float] = clock.seconds
+    pause: Callable[[float], None] = clock.sleep
 
     def submit(
-        self, request: RestoreRequest, requested_by: RequestedBy, key: str
+        self,
+        request: RestoreRequest,
+        requested_by: RequestedBy,
+        key: str,
+        *,
+        wait_for_job_seconds: float = 0.0,
     ) -> tuple[int, dict[str, Any]]:
-        """``(200, what would be done)`` for a dry run, else ``(202, the accepted restore)``."""
+        """``(200, what would be done)`` for a dry run, else ``(202, the accepted restore)``; the answer
+        carries the Atlas job if the execution has it within ``wait_for_job_seconds``."""
         if request.dry_run:
             return 200, self.dry_run(request, requested_by)
+        # The first answer, with the Atlas job when the execution has it in time, is what a repeat gets.
         answer = self.exactly_once(
             key,
             {"request": request.to_wire(), "requestedBy": requested_by.trigger},
-            lambda: self._create(request, requested_by, key),
+            lambda: self.settled(self._accept(request, requested_by, key), wait_seconds=wait_for_job_seconds),
         )
         return 202, answer
 
@@ -448,7 +463,8 @@ class Intake:
 
     # --- exactly once ----------------------------------------------------------------------------------
 
-    def _create(self, request: RestoreRequest, requested_by: RequestedBy, key: str) -> dict[str, Any]:
+    def _accept(self, request: RestoreRequest, requested_by: RequestedBy, key: str) -> dict[str, Any]:
+        """Guard, lock, record, hand over: from the record on, the restore's execution owns it."""
         evaluation = self._evaluate(request, requested_by)
         refusal = first_refusal(evaluation.verdicts)
         if refusal is not None:
@@ -466,14 +482,12 @@ class Intake:
             verdict = target_lock_verdict(busy.lock_id, busy.running_restore_id, busy.expires_at)
             raise self._refused_by(request, requested_by, verdict) from None
 
-        snapshot = evaluation.snapshot
-        resumed = existing is not None
         if existing is None:
             existing = new_record(
                 restore_id,
                 request,
                 requested_by,
-                snapshot_id=snapshot.id,
+                snapshot_id=evaluation.snapshot.id,
                 requested_at=self.now(),
                 break_glass=(
                     BreakGlass(reason=request.reason, principal=requested_by.caller)
@@ -485,46 +499,21 @@ class Intake:
             try:
                 self.records.create(existing)
             except BaseException:
-                # Nothing was asked of Atlas yet: do not leave the target locked by a restore that has
-                # no record (a retry takes the lock again).
+                # Nothing was handed over yet: do not leave the target locked by a restore that has no
+                # record (a retry takes the lock again).
                 self.locks.release(lock_id, restore_id)
                 raise
-            logger.info("restore %s recorded (CREATING)", restore_id, extra={"restoreId": restore_id})
+            logger.info("restore %s accepted", restore_id, extra={"restoreId": restore_id})
+            self.metrics.count("RestoreRequested", "trigger", requested_by.trigger)
         else:
             logger.info(
                 "resuming restore %s left by an earlier attempt", restore_id, extra={"restoreId": restore_id}
             )
-
-        job = self._job(request, existing, lock_id, resumed=resumed)
-        execution_input = ExecutionInput(
-            restore_id=restore_id,
-            group_id=request.group_id,
-            cluster_name=request.cluster_name,
-            snapshot_id=existing.snapshot_id,
-            restore_job_id=job.id,
-            target_deployment_item_name=request.target_deployment_item_name,
-            target_project_id=request.target_project_id,
-            requested_at=existing.requested_at,
-            deadline=existing.requested_at + timedelta(seconds=self.config.poll_deadline_seconds),
-            first_poll_seconds=first_poll_within_deadline(
-                self.now(), job.restore_scheduled_date, deadline_seconds=self.config.poll_deadline_seconds
-            ),
-            lock_id=lock_id,
-        )
-        execution_arn = self.executions.start_execution(restore_id, execution_input)
-        self.records.set_execution(restore_id, execution_arn)
-        self.metrics.count("RestoreRequested", "trigger", requested_by.trigger)
-        logger.info(
-            "restore %s started: Atlas job %s, execution %s",
-            restore_id,
-            job.id,
-            execution_arn,
-            extra={"restoreId": restore_id, "restoreJobId": job.id},
-        )
+        execution_arn = self.hand_over(existing)
         return {
             "restoreId": restore_id,
-            "restoreJobId": job.id,
-            "status": job.status,
+            "restoreJobId": existing.restore_job_id,
+            "status": existing.status,
             "executionArn": execution_arn,
             "location": f"/restores/{restore_id}",
             "source": request.source,
@@ -535,6 +524,42 @@ class Intake:
             "requestedBy": requested_by.to_record(),
             "breakGlass": existing.break_glass is not None,
         }
+
+    def hand_over(self, record: RestoreRecord) -> str | None:
+        return hand_over(
+            record,
+            executions=self.executions,
+            records=self.records,
+            deadline_seconds=self.config.poll_deadline_seconds,
+            metrics=self.metrics,
+        )
+
+    def settled(self, answer: dict[str, Any], *, wait_seconds: float) -> dict[str, Any]:
+        """The answer with the Atlas job once the execution's create step has it, waiting up to
+        ``wait_seconds`` for it; best-effort: the restore is accepted whatever this read says."""
+        until = self.monotonic() + wait_seconds
+        while True:
+            try:
+                record = self.records.get(str(answer["restoreId"]))
+            except Exception as exc:
+                logger.warning("could not read the accepted restore back: %s", type(exc).__name__)
+                return answer
+            if record is not None:
+                answer = {
+                    **answer,
+                    "restoreJobId": record.restore_job_id,
+                    "status": record.final_status or record.status,
+                    "executionArn": record.execution_arn or answer.get("executionArn"),
+                }
+                if record.restore_job_id or record.ended:
+                    answer.pop("message", None)
+                    return answer
+            if self.monotonic() >= until:
+                return {
+                    **answer,
+                    "message": "accepted; the Atlas restore job is being created (GET the location for it)",
+                }
+            self.pause(min(0.05, max(0.0, until - self.monotonic())))
 
     def _claim_restore_id(self, key: str) -> tuple[str, RestoreRecord | None]:
         """The restoreId for this key, and the record an earlier crashed attempt left (if any)."""
@@ -549,66 +574,6 @@ class Intake:
                 return restore_id, record
         raise IntakeError(500, "TOO_MANY_ATTEMPTS", "this request key was used too many times", refusal=False)
 
-    def _job(self, request: RestoreRequest, record: RestoreRecord, lock_id: str, *, resumed: bool) -> JobInfo:
-        """The Atlas job of this restore: the recorded one, one a crashed attempt made, or a new one."""
-        atlas = self.atlas()
-        group, cluster = request.group_id, request.cluster_name
-        target = request.target_deployment_item_name
-        snapshot_id = str(record.snapshot_id)
-        restore_id = record.restore_id
-        what = f"the restore of {request.source} into {target!r}"
-        try:
-            if record.restore_job_id:
-                return atlas.get_restore_job(group, cluster, record.restore_job_id)
-            if resumed:
-                # A job an earlier attempt of this restore made before it crashed.
-                adopted = adoptable_job(
-                    atlas.list_restore_jobs(group, cluster),
-                    snapshot_id=snapshot_id,
-                    target_name=target,
-                    target_project_id=request.target_project_id,
-                    attempted_at=record.requested_at,
-                )
-                if adopted is not None:
-                    logger.info("adopting Atlas job %s made by an earlier attempt", adopted.id)
-                    self.records.mark_job_created(
-                        restore_id, restore_job_id=adopted.id, status=adopted.status, at=self.now()
-                    )
-                    return adopted
-            job = atlas.create_restore_job(
-                group,
-                cluster,
-                snapshot_id=snapshot_id,
-                target_name=target,
-                target_project_id=request.target_project_id,
-            )
-        except AtlasError as exc:
-            error = from_atlas(exc, what)
-            self.records.mark_create_failed(restore_id, code=error.code, message=error.message, at=self.now())
-            self.locks.release(lock_id, restore_id)
-            logger.error(
-                "Atlas restore job for %s not created: %s",
-                restore_id,
-                error.message,
-                extra={"restoreId": restore_id},
-            )
-            self._tell_ended(restore_id)
-            raise error from None
-        self.records.mark_job_created(restore_id, restore_job_id=job.id, status=job.status, at=self.now())
-        return job
-
-    def _tell_ended(self, restore_id: str) -> None:
-        """A restore that ended here (no poll loop will run) is counted and notified like any other."""
-        try:
-            ended = self.records.get(restore_id)
-            if ended is None:
-                return
-            count_ending(self.metrics, ended)
-            if self.notifier is not None:
-                notifying.tell(ended, notifier=self.notifier, deliveries=self.records, now=self.now)
-        except Exception:  # the answer to the caller stands; the record already holds the ending
-            logger.exception("could not notify the failed restore %s", restore_id)
-
 
 def new_record(
     restore_id: str,
@@ -620,9 +585,9 @@ def new_record(
     break_glass: BreakGlass | None,
     lock_id: str | None,
 ) -> RestoreRecord:
-    """The restore record as first written (status CREATING). The fields that only exist later
-    (restoreJobId, executionArn, finalStatus, ...) are left empty: the item leaves them out, and the poll
-    loop's writes are conditional on ``attribute_not_exists(finalStatus)``."""
+    """The restore record as first written: ACCEPTED, its hand-off pending. The fields that only exist later
+    (restoreJobId, executionArn, finalStatus, ...) are left empty: the item leaves them out, and the later
+    writes are conditional on ``attribute_not_exists(finalStatus)``."""
     return RestoreRecord(
         id=restore_id,
         restore_id=restore_id,
@@ -637,8 +602,64 @@ def new_record(
         target_project_id=request.target_project_id,
         break_glass=break_glass,
         lock_id=lock_id,
-        status="CREATING",
-        timeline=[{"status": "CREATING", "at": requested_at}],  # type: ignore[list-item]
+        status="ACCEPTED",
+        timeline=[TimelineEntry(status="ACCEPTED", at=requested_at)],
+        handoff="PENDING",
+    )
+
+
+def hand_over(
+    record: RestoreRecord,
+    *,
+    executions: Executions,
+    records: ExecutionMarks,
+    deadline_seconds: int,
+    metrics: Metrics,
+) -> str | None:
+    """Start the restore's execution (named after it, so a repeat finds the first); its ARN, or None when
+    Step Functions could not be reached: the record stays ``handoff: PENDING`` and the reconciler starts it
+    within minutes. Either way the restore is accepted and will end with a record and a message."""
+    if record.execution_arn:
+        return record.execution_arn
+    try:
+        execution_arn = executions.start_execution(
+            record.restore_id, execution_input_for(record, deadline_seconds)
+        )
+    except Exception as exc:  # left to the reconciler: the restore is recorded, nothing was sent to Atlas
+        logger.error(
+            "could not start the execution of restore %s; the reconciler will: %s",
+            record.restore_id,
+            type(exc).__name__,
+            extra={"restoreId": record.restore_id},
+        )
+        metrics.count("HandOffDeferred")
+        return None
+    try:
+        records.set_execution(record.restore_id, execution_arn)
+    except Exception as exc:  # the execution runs; the reconciler clears the marker
+        logger.error("could not note the execution on the record: %s", type(exc).__name__)
+    logger.info(
+        "restore %s handed over to %s",
+        record.restore_id,
+        execution_arn,
+        extra={"restoreId": record.restore_id},
+    )
+    return execution_arn
+
+
+def execution_input_for(record: RestoreRecord, deadline_seconds: int) -> ExecutionInput:
+    """The execution input of a recorded restore (the intake's and the reconciler's start)."""
+    return ExecutionInput(
+        restore_id=record.restore_id,
+        group_id=record.group_id,
+        cluster_name=record.cluster_name,
+        snapshot_id=record.snapshot_id,
+        restore_job_id=record.restore_job_id,
+        target_deployment_item_name=record.target_deployment_item_name,
+        target_project_id=record.target_project_id,
+        requested_at=record.requested_at,
+        deadline=record.requested_at + timedelta(seconds=deadline_seconds),
+        lock_id=record.lock_id,
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -83,6 +83,9 @@ class Observation:
     restore_scheduled_date: datetime | None = None
     restore_finished_date: datetime | None = None
     error: ErrorInfo | None = None
+    # True when a restore job may exist in Atlas although none is known: the target stays locked until its
+    # lease runs out, so no second restore can start into it meanwhile.
+    hold_lock: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +95,7 @@ class Observation:
             "restoreScheduledDate": _iso(self.restore_scheduled_date),
             "restoreFinishedDate": _iso(self.restore_finished_date),
             "error": self.error.to_json() if self.error else None,
+            "holdLock": self.hold_lock,
         }
 
     @classmethod
@@ -101,9 +105,10 @@ class Observation:
             return observation_from_catch("States.Runtime", "the poll step produced no observation", None)
         if "caught" in data:
             caught = data["caught"] if isinstance(data["caught"], dict) else {}
-            return observation_from_catch(
+            shaped = observation_from_catch(
                 str(caught.get("Error") or "States.Runtime"), caught.get("Cause"), None
             )
+            return replace(shaped, hold_lock=data.get("holdLock") is True)
         status = data.get("finalStatus")
         if status not in FINAL_STATUSES:
             return observation_from_catch(
@@ -119,6 +124,7 @@ class Observation:
             error=error_info(str(error.get("code")), str(error.get("message")))
             if isinstance(error, dict)
             else None,
+            hold_lock=data.get("holdLock") is True,
         )
 
 
@@ -250,7 +256,7 @@ def final_record(
         "snapshot_id": start.snapshot_id or (stored.snapshot_id if stored else None),
         "target_deployment_item_name": start.target_deployment_item_name,
         "target_project_id": start.target_project_id,
-        "restore_job_id": start.restore_job_id,
+        "restore_job_id": start.restore_job_id or (stored.restore_job_id if stored else None),
         "execution_arn": execution_arn or (stored.execution_arn if stored else None),
         "status": observation.atlas_status or (stored.status if stored else None),
         "timeline": _timeline(stored.timeline if stored else [], observation),
@@ -269,6 +275,7 @@ def final_record(
         ),
         "error": observation.error,
         "notification": None,  # set by the Notify step, after this record exists
+        "handoff": None,  # the execution that records the end exists
     }
     return RestoreRecord.model_validate(values)
 
@@ -291,9 +298,13 @@ def end_restore(
         record, written = records.save_final(
             final_record(start, stored, observation, execution_arn=execution_arn, now=now())
         )
-    if start.lock_id:
+    if start.lock_id and not observation.hold_lock:
         released = locks.release(start.lock_id, start.restore_id)
         logger.info("target lock", extra={"lockId": start.lock_id, "released": released})
+    elif start.lock_id:
+        logger.warning(
+            "target lock kept until its lease ends: a restore job may exist", extra={"lockId": start.lock_id}
+        )
     if written:  # count each restore once, however often this step is retried
         count_ending(metrics, record)
     logger.info(

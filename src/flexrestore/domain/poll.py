@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flexrestore.clock import isoformat
-from flexrestore.contracts import ExecutionInput
+from flexrestore.contracts import ExecutionInput, InvalidExecutionInput
 from flexrestore.domain import outcome, polling
 from flexrestore.domain.errors import (
     AtlasBadResponse,
@@ -114,6 +114,9 @@ class Poller:
 
     def look(self, start: ExecutionInput) -> outcome.Observation:
         """The ending, or ``RestoreStillRunning``; an Atlas fault beyond the tolerance raises its type."""
+        job_id = start.restore_job_id
+        if not job_id:
+            raise InvalidExecutionInput("field 'restoreJobId' is required and must be a non-empty string")
         now = self.now()
         if polling.deadline_passed(start.deadline, now):
             logger.warning(
@@ -134,7 +137,7 @@ class Poller:
             )
 
         try:
-            job = self.atlas().get_restore_job(start.group_id, start.cluster_name, start.restore_job_id)
+            job = self.atlas().get_restore_job(start.group_id, start.cluster_name, job_id)
         except AtlasNotFound as exc:
             atlas_said = " ".join(str(part) for part in (exc.status, exc.error_code, exc.detail) if part)
             logger.error("Atlas no longer knows the restore job", extra={"atlas": atlas_said})

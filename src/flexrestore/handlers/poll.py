@@ -14,4 +14,5 @@ logger = service_logger()
 
 @logger.inject_lambda_context(correlation_id_path="restoreId")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return bootstrap.poller().look(ExecutionInput.from_event(event)).to_dict()
+    with bootstrap.atlas_budget(context):
+        return bootstrap.poller().look(ExecutionInput.from_event(event)).to_dict()

@@ -31,17 +31,27 @@ def kind_of(event: Any) -> str:
     return {SCHEDULED_EVENT: "schedule", ALARM_STATE_CHANGE: "alarm"}.get(str(detail_type), "unknown")
 
 
+# API Gateway gives up on the caller after 29 s: an answer must be on its way well before.
+API_ANSWER_SECONDS = 25.0
+
+
 def dispatch(event: Any, context: Any) -> dict[str, Any]:
+    """Parse once at the edge, then run the one intake flow; every Atlas call of the invocation draws from
+    its remaining time (and, for the API, from API Gateway's 29 s)."""
+    from flexrestore import bootstrap
+
     kind = kind_of(event)
     if kind == "api":
         from flexrestore.triggers.http import app
 
-        result: dict[str, Any] = app.resolve(event, context)
+        with bootstrap.atlas_budget(context, cap_seconds=API_ANSWER_SECONDS):
+            result: dict[str, Any] = app.resolve(event, context)
         return result
     if kind in ("schedule", "alarm"):
         from flexrestore.triggers import eventbridge
 
-        return eventbridge.handle(event, context, "schedule" if kind == "schedule" else "alarm")
+        with bootstrap.atlas_budget(context):
+            return eventbridge.handle(event, context, "schedule" if kind == "schedule" else "alarm")
     keys = sorted(event)[:10] if isinstance(event, dict) else type(event).__name__
     logger.error("intake received an event it does not handle", extra={"eventKeys": keys})
     raise UnknownEvent(f"intake does not handle this event (keys: {keys})")

@@ -45,6 +45,9 @@ logger = logging.getLogger("flexrestore.triggers")
 MAX_BODY_BYTES = 16 * 1024
 NO_KEY_WINDOW_SECONDS = 600  # identical POSTs without Idempotency-Key this close together are one request
 MAX_IDEMPOTENCY_KEY_CHARS = 128
+# How long a 202 waits for the execution's create step to have the Atlas restore job (usually well under a
+# second); past it, the answer says the job is being created and GET /restores/{id} shows it.
+JOB_WAIT_SECONDS = 5.0
 RESTORE_ID_PATTERN = r"^[a-f0-9]{32}$"
 QUERY_PARAMETERS = ("cluster", "groupId", "limit", "nextToken")
 _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
@@ -111,7 +114,7 @@ def start_restore() -> Response[str]:
         event_id=(current.raw_event.get("requestContext") or {}).get("requestId"),
     )
     status, body = bootstrap.intake(app.lambda_context, expires_after=expiry).submit(
-        request, requested_by, key
+        request, requested_by, key, wait_for_job_seconds=JOB_WAIT_SECONDS
     )
     return answer(status, body, {"Location": body["location"]} if status == 202 else None)
 
