@@ -57,8 +57,27 @@ def test_roles_are_least_privilege(stack: Stack) -> None:
     assert checks.check_least_privilege(stack) == []
 
 
-def test_roles_reach_only_the_services_their_code_uses(sam: dict[str, Any], stack: Stack) -> None:
+def test_roles_grant_only_the_actions_their_code_calls(sam: dict[str, Any], stack: Stack) -> None:
     assert checks.check_no_unused_grants(sam, stack) == []
+
+
+def test_function_timeouts_atlas_timeouts_and_the_api_fit_together(sam: dict[str, Any], stack: Stack) -> None:
+    assert checks.check_time_budgets(sam, stack) == []
+
+
+def test_a_poll_lambda_timeout_is_ridden_out_like_an_atlas_outage_never_ends_the_restore(
+    sam: dict[str, Any],
+) -> None:
+    definition = json.loads(checks.asl_text(sam))
+    retriers = definition["States"]["Poll"]["Retry"]
+    timeout = next(r for r in retriers if "Sandbox.Timedout" in r["ErrorEquals"])
+    assert "States.Timeout" in timeout["ErrorEquals"]
+    waited, delay = 0.0, float(timeout["IntervalSeconds"])
+    for _ in range(timeout["MaxAttempts"]):
+        waited += min(delay, timeout.get("MaxDelaySeconds", delay))
+        delay *= timeout["BackoffRate"]
+    tolerance = int(sam["Parameters"]["AtlasOutageToleranceSeconds"]["Default"])
+    assert waited <= tolerance  # within the outage tolerance, then the Catch-all records ERROR
 
 
 def test_every_asl_placeholder_has_a_substitution_and_every_substitution_is_used(sam: dict[str, Any]) -> None:
@@ -125,7 +144,13 @@ def test_the_alarm_rule_matches_only_alarms_going_into_alarm(stack: Stack) -> No
 
 
 def _schedule_rules(stack: Stack) -> list[dict[str, Any]]:
-    return [r for r in stack.resources.values() if "ScheduleExpression" in r.get("Properties", {})]
+    """The schedule rules that deliver to the intake (the verification schedule; not the reconciler's)."""
+    return [
+        r
+        for r in stack.resources.values()
+        if "ScheduleExpression" in r.get("Properties", {})
+        and any(t["Arn"] == {"Fn::GetAtt": ["IntakeFunction", "Arn"]} for t in r["Properties"]["Targets"])
+    ]
 
 
 def _apply_input_transformer(transformer: dict[str, Any], event: dict[str, Any], stack: Stack) -> Any:
@@ -310,6 +335,21 @@ def _grant_invoke_to_intake(sam: dict[str, Any]) -> None:
     )
 
 
+def _let_poll_delete_records(sam: dict[str, Any]) -> None:
+    # The poll step parses Atlas's answers; it reads and updates the record, and must not be able to delete.
+    _function(sam, "PollFunction")["Policies"].append(
+        {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "dynamodb:DeleteItem",
+                    "Resource": {"Fn::GetAtt": ["RestoresTable", "Arn"]},
+                }
+            ]
+        }
+    )
+
+
 def _drop_state_machine_invoke(sam: dict[str, Any]) -> None:
     _, props = checks.state_machine(sam)
     props["Policies"] = [
@@ -363,10 +403,21 @@ BROKEN: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
         "code_permissions",
         "sns:Publish",
     ),
-    "missing-intake-put-events": (
-        _drop_policy("IntakeFunction", "EventBridgePutEventsPolicy"),
+    "missing-reconcile-put-events": (
+        _drop_policy("ReconcileFunction", "EventBridgePutEventsPolicy"),
         "code_permissions",
-        "IntakeFunction: events:PutEvents",
+        "ReconcileFunction: events:PutEvents",
+    ),
+    "unused-action": (_let_poll_delete_records, "unused_grants", "grants dynamodb:DeleteItem"),
+    "atlas-timeout-too-long": (
+        _set(["Parameters", "AtlasTimeoutSeconds", "MaxValue"], 60),
+        "time_budgets",
+        "PollFunction: Timeout 30 s leaves no room",
+    ),
+    "intake-outlasts-api-gateway": (
+        _set(["Resources", "IntakeFunction", "Properties", "Timeout"], 30),
+        "time_budgets",
+        "longer than API Gateway waits",
     ),
     "wildcard": (_grant_everything, "least_privilege", "dynamodb:*"),
     "unused-grant": (_grant_invoke_to_intake, "unused_grants", "grants lambda:InvokeFunction"),
@@ -407,6 +458,7 @@ def _run(check: str, sam: dict[str, Any]) -> list[str]:
         "substitutions": lambda: checks.check_substitutions(sam),
         "state_machine_permissions": lambda: checks.check_state_machine_permissions(sam, stack),
         "tables": lambda: checks.check_tables(stack),
+        "time_budgets": lambda: checks.check_time_budgets(sam, stack),
     }
     return runners[check]()
 
