@@ -18,6 +18,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flexrestore.contracts import RequestedBy
+from flexrestore.contracts.base import FIELD_RULES_ERROR
 from flexrestore.contracts.patterns import (
     ATLAS_ID_PATTERN,
     CLUSTER_NAME_PATTERN,
@@ -238,11 +239,6 @@ class Vocabulary:
 REQUEST_VOCABULARY: Final = Vocabulary(
     what="the restore request", rules=FIELD_RULES, allowed={"": ALLOWED_FIELDS}
 )
-
-# A model-level rule that names its fields: raise ``PydanticCustomError(FIELD_RULES_ERROR, "{summary}",
-# {"summary": ..., "problems": [{"field": "sources[2].clusterName", "message": ...}, ...]})``; the fields
-# are relative to the model that raised it.
-FIELD_RULES_ERROR: Final = "field_rules"
 
 _TYPE_WORDS: Final[Mapping[str, str]] = {
     "string_type": "must be a JSON string",
