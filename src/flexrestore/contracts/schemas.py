@@ -15,12 +15,14 @@ from pydantic import BaseModel
 from flexrestore.contracts.execution import ExecutionInput
 from flexrestore.contracts.plan import Plan
 from flexrestore.contracts.record import RefusalRecord, RestoreRecord
+from flexrestore.contracts.run import RunRecord
 
 MODELS: dict[str, type[BaseModel]] = {
     "restore-record.json": RestoreRecord,
     "execution-input.json": ExecutionInput,
     "refusal-record.json": RefusalRecord,
     "plan.json": Plan,
+    "run-record.json": RunRecord,
 }
 # Documents people write: their schema is what is accepted (defaults optional, unknown fields refused).
 WRITTEN_BY_PEOPLE = frozenset({"plan.json"})
