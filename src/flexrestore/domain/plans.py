@@ -168,8 +168,7 @@ def validate_plan(data: Any, config: GuardConfig, *, name: str | None = None) ->
         errors.append({"field": "name", "message": "must be the plan name in the path"})
     errors += target_problems(plan, config)
     if errors:
-        names = ", ".join(e["field"] for e in errors[:5]) + (", ..." if len(errors) > 5 else "")
-        raise InvalidRequest(f"the plan is not valid: {names}", errors)
+        raise InvalidRequest.naming(PLAN_VOCABULARY.what, errors)
     return plan
 
 

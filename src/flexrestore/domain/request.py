@@ -150,6 +150,12 @@ class InvalidRequest(ValueError):
         self.message = message
         self.errors = errors
 
+    @classmethod
+    def naming(cls, what: str, errors: list[dict[str, str]]) -> InvalidRequest:
+        """``<what> is not valid: <the first five fields>``, with every error."""
+        names = ", ".join(e["field"] for e in errors[:5]) + (", ..." if len(errors) > 5 else "")
+        return cls(f"{what} is not valid: {names}", errors)
+
     def body(self) -> dict[str, Any]:
         return {"message": self.message, "errors": self.errors}
 
@@ -267,8 +273,7 @@ def describe_errors(
     if len(errors) > _MAX_ERRORS:
         more = len(errors) - _MAX_ERRORS
         errors = [*errors[:_MAX_ERRORS], {"field": "(more)", "message": f"{more} more problems not listed"}]
-    names = ", ".join(e["field"] for e in errors[:5]) + (", ..." if len(errors) > 5 else "")
-    return InvalidRequest(f"{vocabulary.what} is not valid: {names}", errors)
+    return InvalidRequest.naming(vocabulary.what, errors)
 
 
 def _describe_one(error: Any, vocabulary: Vocabulary) -> list[tuple[str, str]]:
