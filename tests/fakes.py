@@ -91,6 +91,16 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class ListedCluster:
+    """A flex cluster as listing a project gives it (what a plan's tag selector chooses from)."""
+
+    name: str
+    tag_map: dict[str, str] = field(default_factory=dict)
+    state_name: str | None = "IDLE"
+    mongodb_version: str | None = "8.0.15"
+
+
+@dataclass(frozen=True)
 class Job:
     id: str
     status: str = "PENDING"

@@ -3,11 +3,13 @@ strings with a ``Z`` (``flexrestore.clock.isoformat``, the one date format of th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from flexrestore.clock import isoformat, parse_iso
 
@@ -46,3 +48,18 @@ class Contract(BaseModel):
         """The JSON form without the fields that have no value (DynamoDB items leave them out, so conditions
         such as ``attribute_not_exists(finalStatus)`` mean "not ended yet")."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# A model-level rule that names the fields it is about (relative to the model that checks it), so an
+# answer can name each one (``domain/request.py`` ``describe_errors`` reads the problems back).
+FIELD_RULES_ERROR: Final = "field_rules"
+
+
+def field_rules_error(problems: Sequence[tuple[str, str]]) -> PydanticCustomError:
+    """Raise this from a model validator: one ``(field, message)`` per problem, never a value in it."""
+    summary = "; ".join(f"{name}: {message}" for name, message in problems)
+    return PydanticCustomError(
+        FIELD_RULES_ERROR,
+        "{summary}",
+        {"summary": summary, "problems": [{"field": name, "message": message} for name, message in problems]},
+    )

@@ -13,19 +13,29 @@ from typing import Any
 from pydantic import BaseModel
 
 from flexrestore.contracts.execution import ExecutionInput
+from flexrestore.contracts.plan import Plan
 from flexrestore.contracts.record import RefusalRecord, RestoreRecord
+from flexrestore.contracts.run import RunRecord
 
 MODELS: dict[str, type[BaseModel]] = {
     "restore-record.json": RestoreRecord,
     "execution-input.json": ExecutionInput,
     "refusal-record.json": RefusalRecord,
+    "plan.json": Plan,
+    "run-record.json": RunRecord,
 }
+# Documents people write: their schema is what is accepted (defaults optional, unknown fields refused).
+WRITTEN_BY_PEOPLE = frozenset({"plan.json"})
 
 
 def schemas() -> dict[str, dict[str, Any]]:
-    """File name -> the JSON Schema of what is written (the serialized form, camelCase)."""
+    """File name -> the JSON Schema of what is written (the serialized form, camelCase), or for a document
+    people write, of what is accepted."""
     return {
-        name: model.model_json_schema(by_alias=True, mode="serialization") for name, model in MODELS.items()
+        name: model.model_json_schema(
+            by_alias=True, mode="validation" if name in WRITTEN_BY_PEOPLE else "serialization"
+        )
+        for name, model in MODELS.items()
     }
 
 

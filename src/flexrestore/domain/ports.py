@@ -45,6 +45,13 @@ class ClusterInfo(Protocol):
     def tag_map(self) -> dict[str, str]: ...
 
 
+class ListedCluster(ClusterInfo, Protocol):
+    """A flex cluster as the listing of a project gives it (what a plan's tag selector chooses from)."""
+
+    @property
+    def name(self) -> str: ...
+
+
 class JobInfo(Protocol):
     """An Atlas flex restore job."""
 

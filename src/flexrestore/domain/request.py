@@ -11,28 +11,37 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flexrestore.contracts import RequestedBy
+from flexrestore.contracts.base import FIELD_RULES_ERROR
+from flexrestore.contracts.patterns import (
+    ATLAS_ID_PATTERN,
+    CLUSTER_NAME_PATTERN,
+    FORBIDDEN_CHARACTERS,
+    TARGET_NAME_PATTERN,
+    hidden_character_problem,
+)
 
-__all__ = ["InvalidRequest", "RequestedBy", "RestoreRequest", "TriggeredRestore", "parse_request"]
+__all__ = [
+    "ATLAS_ID_PATTERN",
+    "CLUSTER_NAME_PATTERN",
+    "TARGET_NAME_PATTERN",
+    "InvalidRequest",
+    "RequestedBy",
+    "RestoreRequest",
+    "TriggeredRestore",
+    "Vocabulary",
+    "describe_errors",
+    "parse_request",
+]
 
-ATLAS_ID_PATTERN: Final = r"^[a-f0-9]{24}$"
-CLUSTER_NAME_PATTERN: Final = r"^[a-zA-Z0-9][a-zA-Z0-9-]*$"
-# Atlas's own pattern for targetDeploymentItemName; pydantic-core's Rust regex knows \p{L} / \p{N}, and its
-# `$` matches only at the very end (Python's `re` would also accept a trailing newline).
-TARGET_NAME_PATTERN: Final = r"^[\p{L}\p{N}\-_.(),:&@+']{1,64}$"
 LATEST: Final = "latest"
 REASON_MAX_CHARS: Final = 500
-
-# C0 and C1 controls, DEL, the line/paragraph separators, the bidi marks/embeddings/overrides/isolates
-# that can make text display as something else, and lone surrogates (not text at all; JSON can carry them).
-_FORBIDDEN_CHARACTERS = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
-)
 
 # Plain-words rule of each field, used in error messages instead of raw regexes.
 FIELD_RULES: Final[Mapping[str, str]] = {
@@ -85,13 +94,9 @@ class RestoreRequest(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_hidden_characters(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            found = _FORBIDDEN_CHARACTERS.search(value)
-            if found:
-                raise ValueError(
-                    f"must not contain control or bidirectional-override characters "
-                    f"(found U+{ord(found.group()):04X} at position {found.start() + 1})"
-                )
+        problem = hidden_character_problem(value) if isinstance(value, str) else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("snapshot_id")
@@ -144,6 +149,12 @@ class InvalidRequest(ValueError):
         super().__init__(message)
         self.message = message
         self.errors = errors
+
+    @classmethod
+    def naming(cls, what: str, errors: list[dict[str, str]]) -> InvalidRequest:
+        """``<what> is not valid: <the first five fields>``, with every error."""
+        names = ", ".join(e["field"] for e in errors[:5]) + (", ..." if len(errors) > 5 else "")
+        return cls(f"{what} is not valid: {names}", errors)
 
     def body(self) -> dict[str, Any]:
         return {"message": self.message, "errors": self.errors}
@@ -210,56 +221,146 @@ def decode_json_object(text: str, *, max_bytes: int, what: str = "body") -> dict
     return data
 
 
-def describe_errors(exc: ValidationError, *, prefix: str = "") -> InvalidRequest:
+@dataclass(frozen=True)
+class Vocabulary:
+    """How :func:`describe_errors` speaks about one kind of document.
+
+    A field's *rule key* is its path without list indices (``sources.explicit.clusterName``, the member
+    names of a union included); its *name* in an answer has the indices and not the member names
+    (``sources[3].clusterName``). ``rules`` gives the plain-words rule of a field, looked up by rule key,
+    then by the key without member names, then by the last part alone (so the restore request's
+    ``FIELD_RULES`` also serve a plan's sources). ``allowed`` lists the fields of each object (by the
+    object's rule key, ``""`` for the document itself) for "is not a known field"; ``refused`` says why a
+    field someone might expect is not allowed there; ``members`` are the names of union members, which
+    pydantic puts in a path after a list index.
+    """
+
+    what: str
+    rules: Mapping[str, str]
+    allowed: Mapping[str, Sequence[str]]
+    refused: Mapping[str, str] = field(default_factory=dict)
+    members: frozenset[str] = frozenset()
+
+
+REQUEST_VOCABULARY: Final = Vocabulary(
+    what="the restore request", rules=FIELD_RULES, allowed={"": ALLOWED_FIELDS}
+)
+
+_TYPE_WORDS: Final[Mapping[str, str]] = {
+    "string_type": "must be a JSON string",
+    "bool_type": "must be a JSON boolean (true or false)",
+    "int_type": "must be a JSON integer",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "list_type": "must be a JSON array",
+}
+
+
+def describe_errors(
+    exc: ValidationError, *, prefix: str = "", vocabulary: Vocabulary = REQUEST_VOCABULARY
+) -> InvalidRequest:
     """One plain-words message per bad field. Never includes the offending value."""
     errors: list[dict[str, str]] = []
     seen: set[str] = set()
     for error in exc.errors(include_input=False, include_url=False, include_context=True):
-        field, message = _describe_one(error)
-        field = f"{prefix}{field}"
-        if field in seen:  # one message per field is enough (e.g. type *and* pattern)
-            continue
-        seen.add(field)
-        errors.append({"field": field, "message": message})
+        for field_name, message in _describe_one(error, vocabulary):
+            name = f"{prefix}{field_name}"
+            if name in seen:  # one message per field is enough (e.g. type *and* pattern)
+                continue
+            seen.add(name)
+            errors.append({"field": name, "message": message})
     if len(errors) > _MAX_ERRORS:
         more = len(errors) - _MAX_ERRORS
         errors = [*errors[:_MAX_ERRORS], {"field": "(more)", "message": f"{more} more problems not listed"}]
-    names = ", ".join(e["field"] for e in errors[:5]) + (", ..." if len(errors) > 5 else "")
-    return InvalidRequest(f"the restore request is not valid: {names}", errors)
+    return InvalidRequest.naming(vocabulary.what, errors)
 
 
-def _describe_one(error: Any) -> tuple[str, str]:
-    loc = error.get("loc", ())
+def _describe_one(error: Any, vocabulary: Vocabulary) -> list[tuple[str, str]]:
+    loc = tuple(error.get("loc", ()))
     kind = error.get("type", "")
-    field = _safe_field_name(str(loc[0])) if loc else ""
-    rule = FIELD_RULES.get(field, "")
+    ctx = error.get("ctx") or {}
+    field_name = _field_name(loc, vocabulary)
+    key = _rule_key(loc)
+    rule = _rule(key, vocabulary)
+    if kind == FIELD_RULES_ERROR:
+        return [
+            (_join(field_name, str(problem["field"])), str(problem["message"]))
+            for problem in ctx.get("problems", ())
+        ]
     if kind == "extra_forbidden":
-        return field, "is not a known field; allowed fields: " + ", ".join(ALLOWED_FIELDS)
+        why = vocabulary.refused.get(key) or vocabulary.refused.get(_without_members(key, vocabulary))
+        if why:
+            return [(field_name, why)]
+        allowed = vocabulary.allowed.get(key.rpartition(".")[0], ())
+        return [(field_name, "is not a known field; allowed fields: " + ", ".join(allowed))]
     if kind == "missing":
-        return field, f"is required; it {rule}" if rule else "is required"
-    if kind in ("string_type", "bool_type", "int_type", "dict_type", "model_type"):
-        expected = {"string_type": "a JSON string", "bool_type": "a JSON boolean (true or false)"}.get(
-            kind, "of another type"
-        )
-        return field, f"must be {expected}"
+        return [(field_name, f"is required; it {rule}" if rule else "is required")]
+    if kind in _TYPE_WORDS:
+        return [(field_name, rule if rule and kind == "int_type" else _TYPE_WORDS[kind])]
     if kind == "string_too_long":
-        limit = error.get("ctx", {}).get("max_length")
-        return field, f"must be at most {limit} characters"
+        return [(field_name, f"must be at most {ctx.get('max_length')} characters")]
+    if kind == "too_long":
+        return [(field_name, f"must have at most {ctx.get('max_length')} entries")]
+    if kind == "too_short":
+        least = ctx.get("min_length")
+        return [(field_name, f"must have at least {least} {'entry' if least == 1 else 'entries'}")]
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        bound = {"greater_than_equal": "at least", "less_than_equal": "at most"}.get(kind, "")
+        limit = next(iter(ctx.values()), None)
+        return [(field_name or "body", rule or f"must be {bound or kind.replace('_', ' ')} {limit}")]
+    if kind == "literal_error":
+        return [(field_name, rule or f"must be {ctx.get('expected')}")]
     if kind == "string_pattern_mismatch":
-        return field, rule or "has the wrong format"
+        return [(field_name, rule or "has the wrong format")]
     if kind == "value_error":
         message = str(error.get("msg", "")).removeprefix("Value error, ")
-        if not field and ":" in message:  # a model-level rule names its field first: "breakGlass: ..."
-            field, _, message = message.partition(": ")
-        return field or "body", message
-    return field or "body", rule or "is not valid"
+        if not field_name and ":" in message:  # a model-level rule names its field first: "breakGlass: ..."
+            field_name, _, message = message.partition(": ")
+        return [(field_name or "body", message)]
+    return [(field_name or "body", rule or "is not valid")]
+
+
+def _field_name(loc: tuple[Any, ...], vocabulary: Vocabulary) -> str:
+    """``sources[3].clusterName``: list indices in brackets, union member names left out."""
+    name = ""
+    previous: Any = None
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        elif not (isinstance(previous, int) and part in vocabulary.members):
+            name = _join(name, _safe_field_name(str(part)))
+        previous = part
+    return name
+
+
+def _rule_key(loc: tuple[Any, ...]) -> str:
+    return ".".join(_safe_field_name(str(part)) for part in loc if not isinstance(part, int))
+
+
+def _without_members(key: str, vocabulary: Vocabulary) -> str:
+    return ".".join(part for part in key.split(".") if part not in vocabulary.members)
+
+
+def _rule(key: str, vocabulary: Vocabulary) -> str:
+    rules = vocabulary.rules
+    return (
+        rules.get(key)
+        or rules.get(_without_members(key, vocabulary))
+        or rules.get(key.rpartition(".")[2])
+        or ""
+    )
+
+
+def _join(parent: str, child: str) -> str:
+    if not parent:
+        return child
+    return f"{parent}{child}" if child.startswith("[") else f"{parent}.{child}"
 
 
 def _safe_field_name(name: str) -> str:
     """Echo a field name only in a short, printable form (it is user input)."""
-    printable = "".join(
-        ch if ch.isprintable() and not _FORBIDDEN_CHARACTERS.match(ch) else "?" for ch in name
-    )
+    printable = "".join(ch if ch.isprintable() and not FORBIDDEN_CHARACTERS.match(ch) else "?" for ch in name)
     if len(printable) > _MAX_FIELD_NAME_ECHO:
         printable = printable[:_MAX_FIELD_NAME_ECHO] + "..."
     return printable
