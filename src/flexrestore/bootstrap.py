@@ -2,7 +2,7 @@
 
 Every adapter is built on first use and kept for the container's life (boto3 clients, the Atlas client
 with its OAuth token, the DynamoDB persistence layer), so a warm Lambda builds nothing twice and a cold
-start builds only what its first event needs. ``reset()`` forgets them all (tests, local mode).
+start builds only what its first event needs. ``forget_adapters()`` forgets them all (tests, local mode).
 
 Outside failures that happen while wiring leave as the domain's errors: a missing setting or a malformed
 secret is ``ServiceMisconfigured``, a throttled Secrets Manager ``DependencyUnavailable``.
@@ -23,13 +23,19 @@ if TYPE_CHECKING:
     from flexrestore.aws.locks import TargetLocks
     from flexrestore.aws.metrics import CloudWatchMetrics
     from flexrestore.aws.notifier import Notifier
+    from flexrestore.aws.plans import PlanTable
+    from flexrestore.aws.runs import RunTable
+    from flexrestore.aws.schedules import PlanSchedules
     from flexrestore.aws.store import RestoreStore
+    from flexrestore.contracts import RestoreRecord
     from flexrestore.domain.guards import GuardConfig
     from flexrestore.domain.hand_off import CreateStep
     from flexrestore.domain.intake import Intake, IntakeConfig
+    from flexrestore.domain.plan_catalog import PlanCatalog
     from flexrestore.domain.poll import Poller
     from flexrestore.domain.reconcile import Reconciler
     from flexrestore.domain.request import RestoreRequest
+    from flexrestore.domain.run_steps import RunSteps
 
 # What an invocation keeps for itself after its last Atlas call: answering, writing the outcome, logging.
 INVOCATION_MARGIN_SECONDS = 3.0
@@ -188,7 +194,102 @@ def reconciler() -> Reconciler:
         metrics=metrics(),
         poll_deadline_seconds=settings().poll_deadline_seconds,
         now=clock.utcnow,
+        tell_run=tell_run if settings().runs_table else None,
     )
+
+
+# --- verification plans and runs -------------------------------------------------------------------
+
+
+@cache
+def _plan_table(table: str) -> PlanTable:
+    from flexrestore.aws.plans import PlanTable
+
+    return PlanTable(table)
+
+
+@cache
+def _run_table(table: str) -> RunTable:
+    from flexrestore.aws.runs import RunTable
+
+    return RunTable(table)
+
+
+def run_table() -> RunTable:
+    return _run_table(require("runs_table"))
+
+
+def schedules() -> PlanSchedules:
+    from flexrestore.aws.schedules import PlanSchedules
+
+    current = settings()
+    return PlanSchedules(
+        require("schedule_group"),
+        current.run_state_machine_arn,
+        current.scheduler_role_arn,
+        current.schedule_dead_letter_arn,
+    )
+
+
+def plan_catalog() -> PlanCatalog:
+    from flexrestore.aws.executions import RunStarts
+    from flexrestore.domain.plan_catalog import PlanCatalog
+
+    return PlanCatalog(
+        plans=_plan_table(require("plans_table")),
+        schedules=schedules,
+        runs=lambda: RunStarts(require("run_state_machine_arn")),
+        guards=guard_config,
+        now=clock.utcnow,
+    )
+
+
+def _not_this_step() -> Any:
+    raise ServiceMisconfigured("this step of a verification run does not use that adapter")
+
+
+def _run_steps(**adapters: Any) -> RunSteps:
+    """A run's steps with the adapters one step uses (the others refuse to be built: each function's role
+    allows what its own step does, no more)."""
+    from flexrestore.domain.run_steps import RunSteps
+
+    wiring: dict[str, Any] = {
+        "atlas": _not_this_step,
+        "plans": None,
+        "runs": run_table(),
+        "restores": None,
+        "intake": _not_this_step,
+        "callbacks": _not_this_step,
+        "notifier": _not_this_step,
+        "metrics": metrics(),
+        "schedules": _not_this_step,
+        "poll_deadline_seconds": settings().poll_deadline_seconds,
+        "now": clock.utcnow,
+    }
+    wiring.update(adapters)
+    return RunSteps(**wiring)
+
+
+def run_begin_steps() -> RunSteps:
+    return _run_steps(atlas=atlas, plans=_plan_table(require("plans_table")), schedules=schedules)
+
+
+def run_source_steps(context: Any) -> RunSteps:
+    from flexrestore.aws.executions import TaskCallbacks
+
+    return _run_steps(atlas=atlas, restores=store(), intake=lambda: intake(context), callbacks=TaskCallbacks)
+
+
+def run_finish_steps() -> RunSteps:
+    return _run_steps(restores=store(), notifier=notifier)
+
+
+def tell_run(record: RestoreRecord) -> bool:
+    """Tell the verification run waiting for ``record``'s restore that it has ended."""
+    from flexrestore.aws.executions import TaskCallbacks
+    from flexrestore.domain.run_steps import tell_run as tell
+
+    return tell(record, runs=run_table(), callbacks=TaskCallbacks())
 
 
 def intake_config() -> IntakeConfig:
@@ -220,7 +321,7 @@ def forget_adapters() -> None:
     from flexrestore.aws import clients, secrets
 
     get_settings.cache_clear()
-    for cached in (_store, _locks, metrics, _notifier, _recovery_plans):
+    for cached in (_store, _locks, metrics, _notifier, _recovery_plans, _plan_table, _run_table):
         cached.cache_clear()
     clients.reset()
     secrets.reset()

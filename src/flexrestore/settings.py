@@ -33,6 +33,14 @@ class Settings(BaseModel):
     notification_topic_arn: str | None = Field(None, alias="NOTIFICATION_TOPIC_ARN")
     event_bus_name: str = Field("default", alias="EVENT_BUS_NAME")
 
+    # Verification plans and runs
+    plans_table: str | None = Field(None, alias="PLANS_TABLE")
+    runs_table: str | None = Field(None, alias="RUNS_TABLE")
+    run_state_machine_arn: str | None = Field(None, alias="RUN_STATE_MACHINE_ARN")
+    schedule_group: str | None = Field(None, alias="SCHEDULE_GROUP")
+    scheduler_role_arn: str | None = Field(None, alias="SCHEDULER_ROLE_ARN")
+    schedule_dead_letter_arn: str | None = Field(None, alias="SCHEDULE_DEAD_LETTER_ARN")
+
     # Poll loop
     poll_deadline_seconds: int = Field(3600, alias="POLL_DEADLINE_SECONDS", ge=60, le=86400)
     # How long Atlas may stay unreachable (5xx, timeouts, rate limits, unreadable answers) before the poll

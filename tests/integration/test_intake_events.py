@@ -471,8 +471,10 @@ def test_brief_rate_limit_is_retried_within_bounds(stack: OfflineStack) -> None:
     # Every bucket starts empty and gets 2 tokens 10 s later: each operation's first call is refused with
     # Retry-After 10 s (within the client's 15 s budget); the client waits (virtually) and goes on.
     stack.simulator.scenario = "rate-limited"
-    status, _, _ = answer(stack.invoke("intake", load("api-post-restore.json")))
+    status, body, _ = answer(stack.invoke("intake", load("api-post-restore.json")))
     assert status == 202
+    # The create step waits out its own 429 (10 s): longer than the answer waits for the job.
+    assert stack.wait_for_execution(body["executionArn"])["status"] == "SUCCEEDED"
     assert len(stack.simulator.jobs) == 1
     calls = [c for c in stack.simulator.calls if c.operation != "token"]
     refused = [c for c in calls if c.status == 429]

@@ -1,4 +1,5 @@
-"""Starting the poll loop (Step Functions) for a restore.
+"""Starting executions (Step Functions): a restore's, named after the restoreId; a verification run's,
+named after the run id; and answering a run's task token when one of its restores has ended.
 
 The execution is named after the restoreId, so a retried start cannot make a second loop: Step Functions
 answers ``ExecutionAlreadyExists`` (or, for the same input while it runs, returns the same execution), and
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from flexrestore.aws.clients import client
 from flexrestore.aws.codec import error_code
@@ -43,3 +46,52 @@ class Executions:
         existing = sfn.describe_execution(executionArn=arn)
         logger.info("execution %s already exists (%s); continuing with it", name, existing.get("status"))
         return str(existing["executionArn"])
+
+    def status(self, execution_arn: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (or None: Step Functions does not know it)."""
+        try:
+            answer = client("stepfunctions").describe_execution(executionArn=execution_arn)
+        except Exception as exc:
+            if error_code(exc) == "ExecutionDoesNotExist":
+                return None
+            raise
+        return str(answer["status"])
+
+
+class RunStarts:
+    """Starting a verification run: the run state machine's execution, named after the run id."""
+
+    def __init__(self, run_state_machine_arn: str) -> None:
+        self.machine = Executions(run_state_machine_arn)
+
+    def start_run(self, run_id: str, execution_input: Mapping[str, Any]) -> str:
+        sfn = client("stepfunctions")
+        try:
+            answer = sfn.start_execution(
+                stateMachineArn=self.machine.machine_arn,
+                name=run_id,
+                input=json.dumps(dict(execution_input), separators=(",", ":"), ensure_ascii=False),
+            )
+            return str(answer["executionArn"])
+        except Exception as exc:
+            if error_code(exc) != "ExecutionAlreadyExists":
+                raise
+        return self.machine.execution_arn(run_id)
+
+
+class TaskCallbacks:
+    """Answers a verification run's waiting Map iteration (its task token) when a restore has ended."""
+
+    _GONE = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
+
+    def restore_ended(self, task_token: str, output: Mapping[str, Any]) -> bool:
+        try:
+            client("stepfunctions").send_task_success(
+                taskToken=task_token, output=json.dumps(dict(output), separators=(",", ":"))
+            )
+        except Exception as exc:
+            if error_code(exc) in self._GONE:
+                logger.info("the run no longer waits for this restore (%s)", error_code(exc))
+                return False
+            raise
+        return True

@@ -18,6 +18,17 @@ class CloudWatchMetrics:
     def duration(self, name: str, seconds: float) -> None:
         self._emit(name, float(seconds), "Seconds", None, None)
 
+    def value(
+        self,
+        name: str,
+        amount: float,
+        *,
+        unit: str = "Count",
+        dimension: str | None = None,
+        dimension_value: str | None = None,
+    ) -> None:
+        self._emit(name, float(amount), unit, dimension, dimension_value)
+
     def _emit(self, name: str, amount: float, unit: str, dimension: str | None, value: str | None) -> None:
         from aws_lambda_powertools.metrics import MetricUnit, single_metric
 

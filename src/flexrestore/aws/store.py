@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -88,6 +88,33 @@ class RestoreStore:
             return None
         values = from_item(item)
         return RestoreRecord.model_validate(values) if values.get("kind") == RESTORE_KIND else None
+
+    def get_many(self, restore_ids: Sequence[str]) -> dict[str, RestoreRecord]:
+        """The restore records of ``restore_ids`` that exist, by id (BatchGetItem, 100 keys a call, strongly
+        consistent; keys DynamoDB leaves unprocessed are asked for again)."""
+        found: dict[str, RestoreRecord] = {}
+        wanted = list(dict.fromkeys(restore_ids))
+        for start in range(0, len(wanted), 100):
+            keys: list[dict[str, Any]] = [
+                {"id": {"S": restore_id}} for restore_id in wanted[start : start + 100]
+            ]
+            for _ in range(10):
+                if not keys:
+                    break
+                with translated():
+                    answer = client("dynamodb").batch_get_item(
+                        RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": True}}
+                    )
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    values = from_item(item)
+                    if values.get("kind") == RESTORE_KIND:
+                        found[str(values["id"])] = RestoreRecord.model_validate(values)
+                keys = answer.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            if keys:
+                raise DependencyUnavailable(
+                    "STORE_UNAVAILABLE", "the service could not read its records; retry later"
+                )
+        return found
 
     def list_restores(
         self,
@@ -239,6 +266,35 @@ class RestoreStore:
                         ":at": {"S": moment},
                         ":error": to_attribute({"code": code, "message": message}),
                         ":entry": to_attribute([{"status": "HANDOFF_FAILED", "at": moment}]),
+                    },
+                )
+            return True
+        except Exception as exc:
+            if condition_failed(exc):
+                return False
+            raise
+
+    def end_abandoned(self, restore_id: str, *, code: str, message: str, at: datetime) -> bool:
+        """End (ERROR) a restore whose execution ended without recording an outcome; False when it has ended
+        already."""
+        moment = isoformat(at)
+        try:
+            with translated():
+                client("dynamodb").update_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": restore_id}},
+                    UpdateExpression=(
+                        "SET #status = :status, finalStatus = :final, finishedAt = :at, noticedAt = :at, "
+                        "#error = :error, timeline = list_append(timeline, :entry)"
+                    ),
+                    ConditionExpression="attribute_exists(id) AND attribute_not_exists(finalStatus)",
+                    ExpressionAttributeNames={"#status": "status", "#error": "error"},
+                    ExpressionAttributeValues={
+                        ":status": {"S": code},
+                        ":final": {"S": "ERROR"},
+                        ":at": {"S": moment},
+                        ":error": to_attribute({"code": code, "message": message}),
+                        ":entry": to_attribute([{"status": code, "at": moment}]),
                     },
                 )
             return True

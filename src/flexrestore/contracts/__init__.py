@@ -12,6 +12,7 @@ from flexrestore.contracts.record import (
     RefusalRecord,
     RequestedBy,
     RestoreRecord,
+    RunLink,
     TimelineEntry,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "RefusalRecord",
     "RequestedBy",
     "RestoreRecord",
+    "RunLink",
     "TimelineEntry",
 ]

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from flexrestore.contracts.base import Contract, field_rules_error
+from flexrestore.contracts.base import Contract, Timestamp, field_rules_error
 from flexrestore.contracts.patterns import (
     ATLAS_ID_PATTERN,
     CLUSTER_NAME_PATTERN,
@@ -294,6 +294,22 @@ class Plan(Document):
         if problems:
             raise field_rules_error(problems)
         return self
+
+
+class PlanEntry(Contract):
+    """A saved plan, as ``GET /plans/{name}`` answers it: the document and its bookkeeping."""
+
+    model_config = ConfigDict(title="PlanEntry")
+
+    name: str
+    plan: dict[str, Any] = Field(description="the plan document as saved (its JSON)")
+    revision: int = Field(description="1 when created, one more at every change")
+    created_at: Timestamp
+    updated_at: Timestamp
+    updated_by: str | None = Field(None, description="IAM principal ARN of the caller that saved it")
+    schedule_name: str | None = Field(
+        None, description="the EventBridge Scheduler schedule that runs it (none without plan.schedule)"
+    )
 
 
 def source_problems(plan: Plan) -> list[tuple[str, str]]:

@@ -72,6 +72,17 @@ class Notification(Contract):
     events: Delivery | None = None
 
 
+class RunLink(Contract):
+    """The verification run a restore belongs to (absent for a restore asked for on its own)."""
+
+    run_id: str = Field(description="the run")
+    plan: str = Field(description="the plan's name")
+    index: int = Field(description="the source's place in the run")
+    notify: Literal["ALL", "FAILURES", "SUMMARY"] = Field(
+        description="the plan's notify policy: whether this restore gets its own message"
+    )
+
+
 class AtlasFault(Contract):
     code: str
     message: str
@@ -103,6 +114,7 @@ class RestoreRecord(Contract):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     restore_job_id: str | None = Field(None, description="the Atlas restore job")
     execution_arn: str | None = Field(None, description="the restore's Step Functions execution")
+    run: RunLink | None = Field(None, description="the verification run this restore is part of")
     handoff: Literal["PENDING"] | None = Field(
         None,
         description="PENDING from the intake's record until its execution has started (the reconciler starts "

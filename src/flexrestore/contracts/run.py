@@ -125,6 +125,10 @@ class RunRecord(Contract):
     notify: NotifyPolicy | None = None
     sources: list[RunSource] = Field(default_factory=list)
     summary: RunSummary | None = None
+    error: ErrorInfo | None = Field(
+        None, description="why the run as a whole could not restore its sources (e.g. PLAN_NOT_FOUND)"
+    )
+    execution_arn: str | None = Field(None, description="the run's Step Functions execution")
 
     @model_validator(mode="before")
     @classmethod

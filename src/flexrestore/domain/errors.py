@@ -133,3 +133,13 @@ class RequestInProgress(Exception):
 
 class IdempotencyKeyReused(Exception):
     """An idempotency key came back with a different request."""
+
+
+class PlanNotFound(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no plan {name!r}")
+        self.name = name
+
+
+class PlanChanged(RuntimeError):
+    """Another request saved or deleted the plan meanwhile; the caller may retry."""

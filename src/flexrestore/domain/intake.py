@@ -41,6 +41,7 @@ from flexrestore.contracts import (
     RefusalRecord,
     RequestedBy,
     RestoreRecord,
+    RunLink,
     TimelineEntry,
 )
 from flexrestore.domain import polling
@@ -295,16 +296,22 @@ class Intake:
         key: str,
         *,
         wait_for_job_seconds: float = 0.0,
+        snapshot: SnapshotInfo | None = None,
+        run: RunLink | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """``(200, what would be done)`` for a dry run, else ``(202, the accepted restore)``; the answer
-        carries the Atlas job if the execution has it within ``wait_for_job_seconds``."""
+        carries the Atlas job if the execution has it within ``wait_for_job_seconds``. A verification run
+        passes the ``snapshot`` it chose (the request names it) and its ``run``."""
         if request.dry_run:
             return 200, self.dry_run(request, requested_by)
         # The first answer, with the Atlas job when the execution has it in time, is what a repeat gets.
         answer = self.exactly_once(
             key,
             {"request": request.to_wire(), "requestedBy": requested_by.trigger},
-            lambda: self.settled(self._accept(request, requested_by, key), wait_seconds=wait_for_job_seconds),
+            lambda: self.settled(
+                self._accept(request, requested_by, key, snapshot=snapshot, run=run),
+                wait_seconds=wait_for_job_seconds,
+            ),
         )
         return 202, answer
 
@@ -345,19 +352,29 @@ class Intake:
 
     # --- the checks before anything is created -------------------------------------------------------
 
-    def _evaluate(self, request: RestoreRequest, requested_by: RequestedBy) -> Evaluation:
+    def _evaluate(
+        self, request: RestoreRequest, requested_by: RequestedBy, chosen: SnapshotInfo | None = None
+    ) -> Evaluation:
         atlas = self.atlas()
-        snapshot = self._snapshot(atlas, request, requested_by)
+        snapshot = self._snapshot(atlas, request, requested_by, chosen)
         facts = self._target_facts(atlas, request)
         verdicts = check_target(
             request, facts, snapshot.mongodb_version, self.config.guards, requested_by.caller
         )
         return Evaluation(snapshot=snapshot, facts=facts, verdicts=verdicts)
 
-    def _snapshot(self, atlas: Atlas, request: RestoreRequest, requested_by: RequestedBy) -> SnapshotInfo:
+    def _snapshot(
+        self,
+        atlas: Atlas,
+        request: RestoreRequest,
+        requested_by: RequestedBy,
+        chosen: SnapshotInfo | None = None,
+    ) -> SnapshotInfo:
         source = f"cluster {request.cluster_name!r} in project {request.group_id}"
         explicit = request.explicit_snapshot_id
         try:
+            if chosen is not None and chosen.id == explicit:
+                return check_snapshot(chosen, now=self.now())  # read from Atlas a moment ago
             if explicit is None:
                 return choose_snapshot(
                     atlas.list_snapshots(request.group_id, request.cluster_name),
@@ -463,9 +480,17 @@ class Intake:
 
     # --- exactly once ----------------------------------------------------------------------------------
 
-    def _accept(self, request: RestoreRequest, requested_by: RequestedBy, key: str) -> dict[str, Any]:
+    def _accept(
+        self,
+        request: RestoreRequest,
+        requested_by: RequestedBy,
+        key: str,
+        *,
+        snapshot: SnapshotInfo | None = None,
+        run: RunLink | None = None,
+    ) -> dict[str, Any]:
         """Guard, lock, record, hand over: from the record on, the restore's execution owns it."""
-        evaluation = self._evaluate(request, requested_by)
+        evaluation = self._evaluate(request, requested_by, snapshot)
         refusal = first_refusal(evaluation.verdicts)
         if refusal is not None:
             raise self._refused_by(request, requested_by, refusal)
@@ -495,6 +520,7 @@ class Intake:
                     else None
                 ),
                 lock_id=lock_id,
+                run=run,
             )
             try:
                 self.records.create(existing)
@@ -584,6 +610,7 @@ def new_record(
     requested_at: datetime,
     break_glass: BreakGlass | None,
     lock_id: str | None,
+    run: RunLink | None = None,
 ) -> RestoreRecord:
     """The restore record as first written: ACCEPTED, its hand-off pending. The fields that only exist later
     (restoreJobId, executionArn, finalStatus, ...) are left empty: the item leaves them out, and the later
@@ -602,6 +629,7 @@ def new_record(
         target_project_id=request.target_project_id,
         break_glass=break_glass,
         lock_id=lock_id,
+        run=run,
         status="ACCEPTED",
         timeline=[TimelineEntry(status="ACCEPTED", at=requested_at)],
         handoff="PENDING",

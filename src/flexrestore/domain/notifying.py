@@ -54,9 +54,20 @@ def earlier_delivery(notification: Notification, channel: str) -> str | None:
     return (entry.message_id if channel == SNS_CHANNEL else entry.event_id) or ""
 
 
+def channels_for(record: RestoreRecord) -> tuple[str, ...]:
+    """The channels a restore's ending goes to: both, except that a verification run's restore gets its own
+    SNS message only as its plan's ``notify`` says (the run's summary tells people the rest)."""
+    from flexrestore.domain.runs import notify_per_restore
+
+    if record.run is not None and not notify_per_restore(record.run.notify, record.final_status):
+        return (EVENTS_CHANNEL,)
+    return CHANNELS
+
+
 @dataclass(frozen=True)
 class Told:
-    """What an attempt delivered: ``ids`` per channel (MessageId / EventId)."""
+    """What an attempt delivered: ``ids`` per channel (MessageId / EventId; a channel left out by the
+    plan's notify policy has none)."""
 
     ids: Mapping[str, str]
     at: datetime
@@ -85,7 +96,10 @@ def tell(
     earlier = _open(deliveries, record.restore_id) if record_saved else None
     ids: dict[str, str] = {}
     failures: list[Exception] = []
+    wanted = channels_for(record)
     for channel, send in senders.items():
+        if channel not in wanted:
+            continue
         before = earlier_delivery(earlier, channel) if earlier is not None else None
         if before is not None:
             logger.info("already delivered by an earlier attempt; not sent again", extra={"channel": channel})

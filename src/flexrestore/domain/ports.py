@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from flexrestore.contracts import Delivery, ExecutionInput, Notification, RefusalRecord, RestoreRecord
+from flexrestore.contracts.plan import PlanEntry
+from flexrestore.contracts.run import RunRecord, RunSource, SnapshotPick
 
 # --- Atlas ------------------------------------------------------------------------------------------
 
@@ -86,6 +88,7 @@ class Atlas(Protocol):
     def create_restore_job(
         self, group_id: str, name: str, *, snapshot_id: str, target_name: str, target_project_id: str
     ) -> JobInfo: ...
+    def list_flex_clusters(self, group_id: str) -> Sequence[ListedCluster]: ...
 
 
 # --- the restores table ------------------------------------------------------------------------------
@@ -127,6 +130,7 @@ class ReconcileRecords(Deliveries, Protocol):
     def set_execution(self, restore_id: str, execution_arn: str) -> None: ...
     def pending_handoffs(self, *, before: datetime, limit: int = 100) -> list[RestoreRecord]: ...
     def end_unsent(self, restore_id: str, *, code: str, message: str, at: datetime) -> bool: ...
+    def end_abandoned(self, restore_id: str, *, code: str, message: str, at: datetime) -> bool: ...
 
 
 class HandOffRecords(Protocol):
@@ -180,6 +184,7 @@ class Executions(Protocol):
     """The poll loop (Step Functions). ``start`` is idempotent per name."""
 
     def start_execution(self, name: str, execution_input: ExecutionInput) -> str: ...
+    def status(self, execution_arn: str) -> str | None: ...
 
 
 class Notifier(Protocol):
@@ -198,7 +203,104 @@ class Metrics(Protocol):
 
     def duration(self, name: str, seconds: float) -> None: ...
 
+    def value(
+        self,
+        name: str,
+        amount: float,
+        *,
+        unit: str = "Count",
+        dimension: str | None = None,
+        dimension_value: str | None = None,
+    ) -> None:
+        """Any value (a run's counts and RTOs), with one extra dimension when given (e.g. ``plan``)."""
+        ...
+
 
 # (key, what must match on a replay, the work) -> the first answer for that key
 ExactlyOnce = Callable[[str, Mapping[str, Any], Callable[[], dict[str, Any]]], dict[str, Any]]
 Now = Callable[[], datetime]
+
+
+# --- verification plans and runs -------------------------------------------------------------------
+
+
+class PlanStore(Protocol):
+    """Saved plans, by name. ``put`` is conditional on the revision it replaces (None: a new plan) and
+    raises ``PlanChanged`` when another writer got there first."""
+
+    def get_plan(self, name: str) -> PlanEntry | None: ...
+    def put_plan(self, entry: PlanEntry, *, replaces: int | None) -> None: ...
+    def delete_plan(self, name: str) -> bool: ...
+    def list_plans(self) -> list[PlanEntry]: ...
+
+
+class Schedules(Protocol):
+    """EventBridge Scheduler: one schedule per scheduled plan, which starts a run of it."""
+
+    def put_schedule(self, plan_name: str, expression: str, timezone: str) -> str: ...
+    def delete_schedule(self, plan_name: str) -> bool: ...
+    def scheduled_plans(self) -> list[str]: ...
+
+
+class RunExecutions(Protocol):
+    """The verification-run state machine. ``start_run`` is idempotent per run id (the execution's name)."""
+
+    def start_run(self, run_id: str, execution_input: Mapping[str, Any]) -> str: ...
+
+
+class RunCallbacks(Protocol):
+    """Tells a waiting run that one of its restores has ended (Step Functions task tokens). False when the
+    run no longer waits for it (the token timed out or was answered already)."""
+
+    def restore_ended(self, task_token: str, output: Mapping[str, Any]) -> bool: ...
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A run as its steps see it while it goes on: the run record's head (no sources, no ending yet), the
+    plan as it was when the run began, and how many sources it has."""
+
+    record: RunRecord
+    plan: Mapping[str, Any]
+    source_count: int
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """One source of a run while the run goes on: where it comes from and what has happened to it."""
+
+    index: int
+    planned: Mapping[str, Any]  # domain/plans.py PlannedSource, as stored
+    snapshot_id: str | None = None
+    snapshot_taken_at: datetime | None = None
+    snapshot_choice: SnapshotPick | None = None
+    restore_id: str | None = None
+    outcome: RunSource | None = None  # set when the source ended without a restore (refused)
+
+
+class RunStore(Protocol):
+    """Runs and their sources. Writes that a retried step repeats are idempotent."""
+
+    def begin_run(self, state: RunState, sources: Sequence[SourceState]) -> RunState: ...
+    def run_state(self, run_id: str) -> RunState | None: ...
+    def source(self, run_id: str, index: int) -> SourceState | None: ...
+    def sources(self, run_id: str) -> list[SourceState]: ...
+    def set_snapshot(
+        self, run_id: str, index: int, *, snapshot_id: str, taken_at: datetime | None, choice: SnapshotPick
+    ) -> None: ...
+    def set_restore(self, run_id: str, index: int, restore_id: str) -> None: ...
+    def set_outcome(self, run_id: str, index: int, outcome: RunSource) -> None: ...
+    def attach_token(self, run_id: str, index: int, task_token: str) -> None: ...
+    def task_token(self, run_id: str, index: int) -> str | None: ...
+    def finish_run(self, record: RunRecord) -> tuple[RunRecord, bool]: ...
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+    def list_runs(
+        self, *, plan: str | None, limit: int, next_token: str | None
+    ) -> tuple[list[RunRecord], str | None]: ...
+    def open_run_notification(self, run_id: str) -> Notification: ...
+    def mark_run_channel(self, run_id: str, channel: str, delivery: Delivery) -> bool: ...
+
+
+class RestoreRecordsRead(Protocol):
+    def get(self, restore_id: str) -> RestoreRecord | None: ...
+    def get_many(self, restore_ids: Sequence[str]) -> dict[str, RestoreRecord]: ...

@@ -9,6 +9,10 @@ left behind, and no target stays locked by a restore that has ended or was never
 - A target lease older than ``lock_grace`` whose restore has ended (its Record step could not release it) or
   has no record (the intake died between the lease and the record) is released. A restore that ended with its
   create uncertain (``CREATE_UNCERTAIN``) keeps its lease until the lease runs out.
+- A restore that has not ended but whose execution has (failed, timed out or was stopped before its Record
+  step, e.g. by an operator) ends as ERROR ``EXECUTION_ENDED``, counted and told. Every restore that has not
+  ended holds a lease, so the leases are the index of open restores. If a create was sent, a job may be
+  running in Atlas: the lease is kept until it runs out; otherwise it is released.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from flexrestore.contracts import RestoreRecord
 from flexrestore.domain import notifying
 from flexrestore.domain.intake import hand_over
 from flexrestore.domain.outcome import count_ending
@@ -28,6 +33,8 @@ logger = logging.getLogger("flexrestore.reconcile")
 HANDOFF_GRACE = timedelta(minutes=2)  # an intake still at work is not raced
 LOCK_GRACE = timedelta(minutes=15)
 UNCERTAIN = "CREATE_UNCERTAIN"
+EXECUTION_ENDED = "EXECUTION_ENDED"
+_ENDED_EXECUTION = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
 @dataclass
@@ -55,6 +62,8 @@ class Reconciler:
     metrics: Metrics
     poll_deadline_seconds: int
     now: Callable[[], datetime]
+    # Tells a waiting verification run that one of its restores ended here (domain/run_steps.py).
+    tell_run: Callable[[RestoreRecord], bool] | None = None
 
     def run(self) -> Report:
         report = Report()
@@ -96,18 +105,23 @@ class Reconciler:
         if ended is None:
             return
         count_ending(self.metrics, ended)
-        if self.notifier is None:
-            return
-        try:
-            notifying.tell(ended, notifier=self.notifier, deliveries=self.records, now=self.now)
-        except Exception:  # the record holds the ending; the next run does not retry the message
-            logger.exception("could not notify the ended restore %s", restore_id)
+        if self.notifier is not None:
+            try:
+                notifying.tell(ended, notifier=self.notifier, deliveries=self.records, now=self.now)
+            except Exception:  # the record holds the ending; the next run does not retry the message
+                logger.exception("could not notify the ended restore %s", restore_id)
+        if self.tell_run is not None and ended.run is not None:
+            try:
+                self.tell_run(ended)
+            except Exception:  # the run's wait times out and its Finish step reads the record anyway
+                logger.exception("could not tell the run of the ended restore %s", restore_id)
 
     def _release_orphaned_leases(self, report: Report) -> None:
         for holder in self.locks.held_since(before=self.now() - LOCK_GRACE):
             record = self.records.get(holder.restore_id)
             if record is not None and not record.ended:
-                continue  # its execution will release it
+                self._end_abandoned(record, report)  # else its execution will release it
+                continue
             if record is not None and record.error is not None and record.error.code == UNCERTAIN:
                 continue  # a job may exist: the lease runs out on its own
             if self.locks.release(holder.lock_id, holder.restore_id):
@@ -116,3 +130,25 @@ class Reconciler:
                     extra={"lockId": holder.lock_id, "restoreId": holder.restore_id},
                 )
                 report.released.append(holder.lock_id)
+
+    def _end_abandoned(self, record: RestoreRecord, report: Report) -> bool:
+        """End a restore whose execution has ended without recording it; True if it did."""
+        if not record.execution_arn or record.handoff is not None:
+            return False
+        status = self.executions.status(record.execution_arn)
+        if status not in _ENDED_EXECUTION:
+            return False
+        message = f"the restore's execution ended {status} before recording an outcome" + (
+            "; an Atlas restore job may exist, so the target stays locked until its lease runs out"
+            if record.create_attempted_at
+            else "; nothing was sent to Atlas"
+        )
+        if not self.records.end_abandoned(
+            record.restore_id, code=EXECUTION_ENDED, message=message, at=self.now()
+        ):
+            return False
+        report.ended.append(record.restore_id)
+        if record.lock_id and record.create_attempted_at is None:
+            self.locks.release(record.lock_id, record.restore_id)
+        self._tell(record.restore_id)
+        return True

@@ -1,5 +1,6 @@
 """Notify Lambda: SNS for people, an EventBridge outcome event for machines, each at most once per restore
-(domain/notifying.py), then the record's ``notification.status`` = SENT.
+(domain/notifying.py), then the record's ``notification.status`` = SENT; for a verification run's restore,
+then the run waiting for it is told (domain/run_steps.py ``tell_run``).
 
 Event: the state after the Record step: execution input, ``poll.observation``, and either
 ``recorded.record`` (the saved final record) or ``recordError`` (DynamoDB failed: the record is rebuilt
@@ -31,10 +32,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.info(
         "outcome notified", extra={"finalStatus": ending.record.final_status, "recordSaved": ending.saved}
     )
+    run_told = bootstrap.tell_run(ending.record) if ending.record.run is not None else False
     return {
         "status": "SENT",
         "at": clock.isoformat(told.at),
-        "snsMessageId": told.ids[notifying.SNS_CHANNEL],
-        "eventId": told.ids[notifying.EVENTS_CHANNEL],
+        "snsMessageId": told.ids.get(notifying.SNS_CHANNEL),
+        "eventId": told.ids.get(notifying.EVENTS_CHANNEL),
         "recordSaved": ending.saved,
+        "runTold": run_told,
     }

@@ -45,6 +45,7 @@ class Conductor:
         self._participants: dict[int, int] = {}  # thread id -> nesting depth
         self._waiting: set[int] = set()  # participants waiting (sleeping or idle)
         self._starting = 0  # participant threads started but not yet running
+        self._event_waits: dict[int, threading.Event] = {}  # participants waiting on an event
         self._wake_ups: dict[object, float] = {}
         self._local = threading.local()
 
@@ -136,7 +137,80 @@ class Conductor:
     # --- the discrete-event wait ----------------------------------------------------------------------
 
     def _busy(self) -> int:
-        return len(set(self._participants) - self._waiting) + self._starting
+        # A participant whose event is set is about to wake: it counts as busy from the moment of the set.
+        woken = sum(1 for event in self._event_waits.values() if event.is_set())
+        return len(set(self._participants) - self._waiting) + self._starting + woken
+
+    def wait_event(self, event: threading.Event, timeout: float | None) -> bool:
+        """``event.wait(timeout)`` with the timeout on the clock: the waiting participant is idle, a set event
+        makes it busy at once, and if everyone waits and its timeout is the earliest wake-up, the clock moves
+        there. A thread that is no participant waits in real time."""
+        me = threading.get_ident()
+        if not self.discrete or me not in self._participants or me in self._waiting:
+            return event.wait(timeout)
+        token = object()
+        with self._condition:
+            target = None if timeout is None else self.inner.now() + max(0.0, float(timeout))
+            if target is not None:
+                self._wake_ups[token] = target
+            self._waiting.add(me)
+            self._event_waits[me] = event
+            self._condition.notify_all()
+            try:
+                while not event.is_set():
+                    if target is not None and self.inner.now() >= target:
+                        return False
+                    earliest = min(self._wake_ups.values()) if self._wake_ups else None
+                    if (
+                        target is not None
+                        and earliest is not None
+                        and target <= earliest
+                        and self._busy() == 0
+                    ):
+                        self.inner.sleep(target - self.inner.now())
+                        self._condition.notify_all()
+                        return event.is_set()
+                    self._condition.wait(0.02)
+                return True
+            finally:
+                self._wake_ups.pop(token, None)
+                self._waiting.discard(me)
+                self._event_waits.pop(me, None)
+                self._condition.notify_all()
+
+    def thread_class(self) -> type[threading.Thread]:
+        """A ``threading.Thread`` whose threads participate while they run (and count as busy from
+        ``start()``), for code that creates its own threads (moto's task states)."""
+        conductor = self
+
+        class ConductedThread(threading.Thread):
+            def start(self) -> None:
+                with conductor._condition:
+                    conductor._starting += 1
+                try:
+                    super().start()
+                except BaseException:
+                    with conductor._condition:
+                        conductor._starting -= 1
+                    raise
+
+            def run(self) -> None:
+                with conductor.participating():
+                    with conductor._condition:
+                        conductor._starting -= 1
+                    super().run()
+
+        return ConductedThread
+
+    def event_class(self) -> type[threading.Event]:
+        """A ``threading.Event`` whose ``wait`` runs on the clock (:meth:`wait_event`)."""
+        conductor = self
+
+        class ConductedEvent(threading.Event):
+            def wait(self, timeout: float | None = None) -> bool:
+                return conductor.wait_event(self, timeout)
+
+        return ConductedEvent
 
     def _sleep_among_participants(self, seconds: float) -> None:
         me = threading.get_ident()

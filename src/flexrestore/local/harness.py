@@ -56,6 +56,7 @@ from flexrestore.local.conductor import Conductor, Stopped
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 ASL_PATH = Path(__file__).resolve().parent.parent / "statemachine" / "restore.asl.json"
+RUN_ASL_PATH = ASL_PATH.with_name("run.asl.json")
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 # Short name -> handler import path. Lambda function names are "flexrestore-<short name>".
@@ -66,6 +67,9 @@ HANDLERS: dict[str, str] = {
     "record": "flexrestore.handlers.record.handler",
     "notify": "flexrestore.handlers.notify.handler",
     "reconcile": "flexrestore.handlers.reconcile.handler",
+    "run-begin": "flexrestore.handlers.run.begin",
+    "run-source": "flexrestore.handlers.run.source",
+    "run-finish": "flexrestore.handlers.run.finish",
 }
 TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "template.yaml"
 DEFAULT_TIMEOUT_SECONDS = 30
@@ -73,6 +77,11 @@ RESTORES_TABLE = "flexrestore-restores"
 IDEMPOTENCY_TABLE = "flexrestore-idempotency"
 TOPIC_NAME = "flexrestore-notifications"
 STATE_MACHINE_NAME = "flexrestore-restore-poll"
+RUN_STATE_MACHINE_NAME = "flexrestore-verification-run"
+PLANS_TABLE = "flexrestore-plans"
+RUNS_TABLE = "flexrestore-runs"
+SCHEDULE_GROUP = "flexrestore"
+SCHEDULER_ROLE_NAME = "flexrestore-scheduler"
 ATLAS_SECRET_ID = "flexrestore/atlas"
 _EXECUTION_JOIN_SECONDS = 60.0
 
@@ -243,6 +252,7 @@ class OfflineStack:
         self.simulator: Any = None
         self.atlas_base_url = ""
         self.state_machine_arn = ""
+        self.run_state_machine_arn = ""
         self.topic_arn = ""
         self._notifications: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
@@ -327,6 +337,9 @@ class OfflineStack:
     @contextmanager
     def _environment(self) -> Iterator[None]:
         self.state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{STATE_MACHINE_NAME}"
+        self.run_state_machine_arn = (
+            f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{RUN_STATE_MACHINE_NAME}"
+        )
         self.topic_arn = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{TOPIC_NAME}"
         values = {
             "AWS_ACCESS_KEY_ID": "testing",
@@ -344,6 +357,11 @@ class OfflineStack:
             "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
             "NOTIFICATION_TOPIC_ARN": self.topic_arn,
             "EVENT_BUS_NAME": "default",
+            "PLANS_TABLE": PLANS_TABLE,
+            "RUNS_TABLE": RUNS_TABLE,
+            "RUN_STATE_MACHINE_ARN": self.run_state_machine_arn,
+            "SCHEDULE_GROUP": SCHEDULE_GROUP,
+            "SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/{SCHEDULER_ROLE_NAME}",
             **self.env_overrides,
         }
         previous = {name: os.environ.get(name) for name in values}
@@ -365,6 +383,7 @@ class OfflineStack:
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
         from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
         from moto.stepfunctions.parser.asl.component.program.program import Program
+        from moto.stepfunctions.parser.asl.component.state.exec import execute_state
         from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.inline_iteration_component import (  # noqa: E501
             InlineIterationComponent,
         )
@@ -372,7 +391,9 @@ class OfflineStack:
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
             WaitFunction,
         )
+        from moto.stepfunctions.parser.asl.eval.callback import callback
         from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
         from moto.stepfunctions.parser.utils import TMP_THREADS
 
         stack = self
@@ -416,6 +437,14 @@ class OfflineStack:
             TMP_THREADS.append(conductor.start_thread(worker.eval))
             return worker
 
+        original_get_executions = vars(StepFunctionsParserBackend)["_get_executions"]
+
+        def executions_with_tokens(backend: Any, execution_status: Any = None) -> list[Any]:
+            # moto looks for a task token in every running execution's environment, which an execution
+            # started a moment ago (its thread not yet running) does not have yet: skip those.
+            found = original_get_executions(backend, execution_status)
+            return [e for e in found if getattr(getattr(e, "exec_worker", None), "env", None) is not None]
+
         original_await_jobs = vars(JobPool)["await_jobs"]
 
         def await_jobs(pool: Any) -> None:
@@ -433,7 +462,17 @@ class OfflineStack:
             (Program, "eval", program_eval),
             (InlineIterationComponent, "_launch_worker", launch_iteration_worker),
             (JobPool, "await_jobs", await_jobs),
+            (StepFunctionsParserBackend, "_get_executions", executions_with_tokens),
             (retrier_decl, "time", types.SimpleNamespace(sleep=sleep)),
+            # A task state runs its work in a thread of its own and waits for it (and for a task token)
+            # with timeouts: here those threads take part in the clock and the timeouts run on it.
+            (execute_state, "Thread", conductor.thread_class()),
+            (
+                execute_state,
+                "threading",
+                types.SimpleNamespace(**{**vars(threading), "Event": conductor.event_class()}),
+            ),
+            (callback, "Event", conductor.event_class()),
         ]
         saved = [(owner, attribute, vars(owner)[attribute]) for owner, attribute, _ in replacements]
         for owner, attribute, replacement in replacements:
@@ -467,7 +506,12 @@ class OfflineStack:
         return client(service)
 
     def _create_resources(self) -> None:
-        from flexrestore.aws.table_schema import idempotency_table_definition, restores_table_definition
+        from flexrestore.aws.table_schema import (
+            idempotency_table_definition,
+            plans_table_definition,
+            restores_table_definition,
+            runs_table_definition,
+        )
 
         role_arn = self._client("iam").create_role(
             RoleName="flexrestore-offline",
@@ -477,6 +521,13 @@ class OfflineStack:
         dynamodb = self._client("dynamodb")
         dynamodb.create_table(**restores_table_definition(RESTORES_TABLE))
         dynamodb.create_table(**idempotency_table_definition(IDEMPOTENCY_TABLE))
+        dynamodb.create_table(**plans_table_definition(PLANS_TABLE))
+        dynamodb.create_table(**runs_table_definition(RUNS_TABLE))
+        self._client("iam").create_role(
+            RoleName=SCHEDULER_ROLE_NAME,
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )
+        self._client("scheduler").create_schedule_group(Name=SCHEDULE_GROUP)
 
         secrets = self._client("secretsmanager")
         secrets.create_secret(Name=ATLAS_SECRET_ID, SecretString=json.dumps(self.secret))
@@ -515,8 +566,20 @@ class OfflineStack:
                 "RestoresTableName": RESTORES_TABLE,
             },
         )
-        self.state_machine_arn = self._client("stepfunctions").create_state_machine(
+        sfn = self._client("stepfunctions")
+        self.state_machine_arn = sfn.create_state_machine(
             name=STATE_MACHINE_NAME, definition=definition, roleArn=role_arn, type="STANDARD"
+        )["stateMachineArn"]
+        run_definition = fill_placeholders(
+            RUN_ASL_PATH.read_text(encoding="utf-8"),
+            {
+                "RunBeginFunctionArn": function_arn("run-begin"),
+                "RunSourceFunctionArn": function_arn("run-source"),
+                "RunFinishFunctionArn": function_arn("run-finish"),
+            },
+        )
+        self.run_state_machine_arn = sfn.create_state_machine(
+            name=RUN_STATE_MACHINE_NAME, definition=run_definition, roleArn=role_arn, type="STANDARD"
         )["stateMachineArn"]
 
     def _queue(self, name: str) -> tuple[str, str]:
@@ -566,6 +629,64 @@ class OfflineStack:
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input)
         )
         return str(answer["executionArn"])
+
+    def put_plan(self, plan: dict[str, Any], *, caller: str | None = None) -> dict[str, Any]:
+        """Save a plan as ``PUT /plans/{name}`` does (validated; its schedule created); the saved entry."""
+        from flexrestore import bootstrap
+
+        with self.conductor.participating():
+            saved = bootstrap.plan_catalog().save(str(plan.get("name")), plan, caller=caller)
+        return saved.entry.to_json()
+
+    def start_run(
+        self, plan_name: str, *, run_id: str | None = None, requested_by: dict[str, Any] | None = None
+    ) -> str:
+        """Start a verification run of a saved plan, as ``POST /plans/{name}/runs`` or its schedule would;
+        the execution's ARN (named after ``run_id``, a fresh one by default)."""
+        run_id = run_id or uuid.uuid4().hex
+        document: dict[str, Any] = {
+            "runId": run_id,
+            "plan": plan_name,
+            "requestedBy": requested_by
+            or {"trigger": "api", "caller": f"arn:aws:iam::{ACCOUNT_ID}:user/tester"},
+        }
+        answer = self._client("stepfunctions").start_execution(
+            stateMachineArn=self.run_state_machine_arn, name=run_id, input=json.dumps(document)
+        )
+        return str(answer["executionArn"])
+
+    def fire_schedule(self, plan_name: str) -> str:
+        """What EventBridge Scheduler does when the plan's schedule is due: start the schedule's target with
+        its input (an execution with a generated name). Fails if the plan has no schedule."""
+        schedule = self._client("scheduler").get_schedule(Name=plan_name, GroupName=SCHEDULE_GROUP)
+        target = schedule["Target"]
+        answer = self._client("stepfunctions").start_execution(
+            stateMachineArn=target["Arn"], name=uuid.uuid4().hex, input=target["Input"]
+        )
+        return str(answer["executionArn"])
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """The schedules in the stack's schedule group (name, expression, timezone, target input)."""
+        scheduler = self._client("scheduler")
+        found = []
+        for summary in scheduler.list_schedules(GroupName=SCHEDULE_GROUP).get("Schedules", []):
+            schedule = scheduler.get_schedule(Name=summary["Name"], GroupName=SCHEDULE_GROUP)
+            found.append(
+                {
+                    "name": schedule["Name"],
+                    "expression": schedule["ScheduleExpression"],
+                    "timezone": schedule.get("ScheduleExpressionTimezone"),
+                    "input": json.loads(schedule["Target"]["Input"]),
+                    "targetArn": schedule["Target"]["Arn"],
+                }
+            )
+        return found
+
+    def run_record(self, run_id: str) -> dict[str, Any] | None:
+        from flexrestore.aws.runs import RunTable
+
+        record = RunTable(RUNS_TABLE).get_run(run_id)
+        return record.to_json() if record is not None else None
 
     def poll_execution(self, execution_arn: str, timeout_s: float = 0.0) -> dict[str, Any] | None:
         """Wait at most ``timeout_s`` (real time; it runs on the stack's clock) for the execution to end: its
