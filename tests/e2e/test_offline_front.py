@@ -230,7 +230,7 @@ def test_a_signed_request_becomes_the_proxy_event_the_intake_expects(front: Offl
 
 
 def test_an_unknown_route_is_answered_by_the_handler(front: OfflineFront) -> None:
-    url = f"{front.api_url}/plans"
+    url = f"{front.api_url}/backups"
     answer = send("GET", url, headers=sign("GET", url))
 
     assert answer.status_code == 404

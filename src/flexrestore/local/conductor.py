@@ -8,9 +8,11 @@ is still at work.
 
 Participants are the threads that do the simulated work: a handler called through ``OfflineStack.invoke``,
 and the threads moto's state-machine interpreter runs states in (registered by the harness where it starts
-them). A participant that waits on something other than the clock (a join, a Map state awaiting its
-iterations) says so with :meth:`Conductor.idle`. A
-thread that is no participant (a test, the simulator's server) advances the clock at once when it sleeps.
+them: :meth:`Conductor.start_thread`, :meth:`Conductor.thread_class`). A participant that waits for another
+thread (a program for its states, a task for its work or its task token, a Map state for its iterations)
+waits on an event (:meth:`Conductor.wait_event`): idle while it waits, busy again the moment the event is
+set, so the clock never moves in the gap before it wakes, and its timeout runs on the clock. A thread that
+is no participant (a test, the simulator's server) advances the clock at once when it sleeps.
 
 If a busy participant stays silent for ``stall_seconds`` of real time while others wait, the clock moves
 anyway (a thread blocked somewhere unexpected must not hang a test); ``stalls`` counts how often.
@@ -107,22 +109,6 @@ class Conductor:
                 self._starting -= 1
             raise
         return thread
-
-    @contextmanager
-    def idle(self) -> Iterator[None]:
-        """The current participant waits on something other than the clock for the block."""
-        me = threading.get_ident()
-        if me not in self._participants or me in self._waiting:
-            yield
-            return
-        with self._condition:
-            self._waiting.add(me)
-            self._condition.notify_all()
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._waiting.discard(me)
 
     @contextmanager
     def invocation(self, deadline: float | None) -> Iterator[None]:

@@ -59,6 +59,11 @@ AMZ_DATE = "%Y%m%dT%H%M%SZ"
 RESOURCES = (
     ("/restores", re.compile(r"/restores/?")),
     ("/restores/{restoreId}", re.compile(r"/restores/(?P<restoreId>[^/]+)")),
+    ("/plans", re.compile(r"/plans/?")),
+    ("/plans/{name}", re.compile(r"/plans/(?P<name>[^/]+)")),
+    ("/plans/{name}/runs", re.compile(r"/plans/(?P<name>[^/]+)/runs/?")),
+    ("/runs", re.compile(r"/runs/?")),
+    ("/runs/{runId}", re.compile(r"/runs/(?P<runId>[^/]+)")),
 )
 
 

@@ -384,10 +384,10 @@ class OfflineStack:
         from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
         from moto.stepfunctions.parser.asl.component.program.program import Program
         from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import job
         from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.inline_iteration_component import (  # noqa: E501
             InlineIterationComponent,
         )
-        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.job import JobPool
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
             WaitFunction,
         )
@@ -421,15 +421,21 @@ class OfflineStack:
             sleep(wait_seconds)
 
         def program_eval(program: Any, env: Any) -> None:
-            # moto's Program.eval, with the thread that runs the states taking part in the clock and the
-            # thread that waits for it idle meanwhile.
+            # moto's Program.eval, with the thread that runs the states taking part in the clock, and the
+            # thread that waits for it waiting on an event its end sets (so it is busy again at once, and a
+            # TimeoutSeconds runs on the clock).
             timeout = program.timeout_seconds.timeout_seconds if program.timeout_seconds else None
             env.next_state_name = program.start_at.start_at_name
-            worker_thread = conductor.start_thread(functools.partial(EvalComponent.eval, program), env)
-            TMP_THREADS.append(worker_thread)
-            with conductor.idle():
-                worker_thread.join(timeout=timeout)
-            if worker_thread.is_alive():
+            done = threading.Event()
+
+            def work(environment: Any) -> None:
+                try:
+                    EvalComponent.eval(program, environment)
+                finally:
+                    done.set()
+
+            TMP_THREADS.append(conductor.start_thread(work, env))
+            if not conductor.wait_event(done, timeout):
                 env.set_timed_out()
 
         def launch_iteration_worker(component: Any, env: Any, eval_input: Any, job_pool: Any) -> Any:
@@ -445,23 +451,17 @@ class OfflineStack:
             found = original_get_executions(backend, execution_status)
             return [e for e in found if getattr(getattr(e, "exec_worker", None), "env", None) is not None]
 
-        original_await_jobs = vars(JobPool)["await_jobs"]
-
-        def await_jobs(pool: Any) -> None:
-            with conductor.idle():
-                original_await_jobs(pool)
-
         def start_worker(worker: Any) -> None:
             arn = worker._evaluation_details.execution_details.arn
             stack._threads[arn] = conductor.start_thread(worker._execution_logic, name="sfn-execution")
 
+        conducted_threading = types.SimpleNamespace(**{**vars(threading), "Event": conductor.event_class()})
         replacements: list[tuple[Any, str, Any]] = [
             (LambdaSimpleBackend, "invoke", invoke),
             (WaitFunction, "_wait_interval", wait_interval),
             (ExecutionWorker, "start", start_worker),
             (Program, "eval", program_eval),
             (InlineIterationComponent, "_launch_worker", launch_iteration_worker),
-            (JobPool, "await_jobs", await_jobs),
             (StepFunctionsParserBackend, "_get_executions", executions_with_tokens),
             (retrier_decl, "time", types.SimpleNamespace(sleep=sleep)),
             # A task state runs its work in a thread of its own and waits for it (and for a task token)
@@ -473,6 +473,8 @@ class OfflineStack:
                 types.SimpleNamespace(**{**vars(threading), "Event": conductor.event_class()}),
             ),
             (callback, "Event", conductor.event_class()),
+            # A Map state waits for its iterations on an event too.
+            (job, "threading", conducted_threading),
         ]
         saved = [(owner, attribute, vars(owner)[attribute]) for owner, attribute, _ in replacements]
         for owner, attribute, replacement in replacements:

@@ -1,5 +1,6 @@
 """The HTTP API of the intake (API Gateway REST proxy, AWS_IAM auth): ``POST /restores``,
-``GET /restores/{restoreId}``, ``GET /restores``.
+``GET /restores/{restoreId}``, ``GET /restores``, and the verification routes of ``triggers/plans_api.py``
+(``/plans``, ``/runs``).
 
 Routes live at module level on powertools' ``APIGatewayRestResolver`` with validation on: path and query
 parameters are declared (``Annotated[..., Query(...)]``) and a refused one gets the same error body as any
@@ -39,6 +40,7 @@ from flexrestore.domain.request import (
     decode_json_object,
     parse_request,
 )
+from flexrestore.triggers.plans_api import router as plans_router
 
 logger = logging.getLogger("flexrestore.triggers")
 
@@ -59,9 +61,13 @@ _PARAMETER_RULES = {
     "groupId": "must be 24 lowercase hexadecimal characters",
     "limit": f"must be a whole number from 1 to {MAX_PAGE}",
     "nextToken": "must be a token this API handed out",
+    "name": "must be a plan name: 1 to 64 of A-Z a-z 0-9 . _ -",
+    "plan": "must be a plan name: 1 to 64 of A-Z a-z 0-9 . _ -",
+    "runId": "must be a run id: 1 to 80 of A-Z a-z 0-9 _ -",
 }
 
 app = APIGatewayRestResolver(enable_validation=True)
+app.include_router(plans_router)  # /plans and /runs (triggers/plans_api.py)
 
 
 def answer(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response[str]:
@@ -165,14 +171,19 @@ def invalid_parameter(exc: RequestValidationError) -> Response[str]:
         in_path = in_path or location[:1] == ("path",)
         if all(p["field"] != name for p in problems):
             problems.append({"field": name, "message": _PARAMETER_RULES.get(name, "is not valid")})
-    message = "the restore id is not valid" if in_path else "the query is not valid"
+    names = {p["field"] for p in problems}
+    message = (
+        ("the restore id is not valid" if "restoreId" in names else "the path is not valid")
+        if in_path
+        else "the query is not valid"
+    )
     refused: Response[str] = invalid(InvalidRequest(message, problems))
     return refused
 
 
 @app.exception_handler(InvalidRequest)  # type: ignore[untyped-decorator]
 def invalid(exc: InvalidRequest) -> Response[str]:
-    if app.current_event.http_method == "POST":
+    if app.current_event.http_method == "POST" and app.current_event.path.endswith("/restores"):
         bootstrap.metrics().count("RestoreRefused", "reason", "invalid-request")
     logger.info("request refused: %s", exc.message, extra={"errors": exc.errors})
     return answer(400, {"message": exc.message, "errorCode": "INVALID_REQUEST", "errors": exc.errors})
@@ -194,7 +205,9 @@ def failed(exc: Exception) -> Response[str]:
 
 @app.not_found  # type: ignore[untyped-decorator]
 def no_route(exc: Exception) -> Response[str]:
-    return error(IntakeError(404, "NOT_FOUND", "no such resource; see /restores", refusal=True))
+    return error(
+        IntakeError(404, "NOT_FOUND", "no such resource; see /restores, /plans and /runs", refusal=True)
+    )
 
 
 # --- the request ----------------------------------------------------------------------------------------
