@@ -46,7 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_restore.py
 
 docs: $(STAMP)
-	$(BIN)/python -m flexrestore.contracts.schemas docs/schemas
+	$(BIN)/python -m flexrestore.contracts.schemas docs
 
 package:
 	@./tests/infrastructure/package.sh

@@ -1,6 +1,7 @@
 """The restore record (one DynamoDB item per restore, ``kind = "restore"``, key ``id`` = restoreId) and the
-refusal audit record (``kind = "refusal"``). ``GET /restores/{restoreId}`` answers the record's JSON form;
-notifications and outcome events carry it. See docs/contracts.md."""
+refusal audit record (``kind = "refusal"``). ``GET /restores/{restoreId}`` answers the record's JSON form and
+SNS messages carry it; outcome events carry a detail built from it (``contracts/events.py``). See
+docs/contracts.md."""
 
 from __future__ import annotations
 
@@ -86,6 +87,7 @@ class RestoreRecord(Contract):
     id: str = Field(description="DynamoDB key: the restoreId")
     kind: Literal["restore"] = "restore"
     restore_id: str = Field(description="32 lowercase hex characters")
+    run_id: str | None = Field(None, description="the verification run this restore is part of, if any")
     source: str = Field(description="<groupId>/<clusterName>")
     requested_at: Timestamp
     requested_by: RequestedBy | None = None
