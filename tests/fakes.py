@@ -18,6 +18,7 @@ from flexrestore.contracts import (
     RefusalRecord,
     RestoreRecord,
 )
+from flexrestore.contracts.events import OutcomeEvent
 from flexrestore.contracts.record import TimelineEntry
 from flexrestore.domain.errors import AtlasNotFound, AtlasUnavailable, RequestInProgress, TargetBusy
 from flexrestore.domain.guards import GuardConfig
@@ -380,7 +381,7 @@ class FakeExecutions:
 @dataclass
 class FakeNotifier:
     messages: list[tuple[str, str]] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: list[OutcomeEvent] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
 
     def publish(self, subject: str, message: str) -> str:
@@ -388,9 +389,9 @@ class FakeNotifier:
         self.messages.append((subject, message))
         return f"message-{len(self.messages)}"
 
-    def put_outcome_event(self, detail_type: str, detail: Mapping[str, Any]) -> str:
-        self.faults.check("put_outcome_event")
-        self.events.append((detail_type, dict(detail)))
+    def put_event(self, event: OutcomeEvent) -> str:
+        self.faults.check("put_event")
+        self.events.append(event)
         return f"event-{len(self.events)}"
 
 
