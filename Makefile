@@ -47,6 +47,7 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m flexrestore.contracts.schemas docs
+	$(BIN)/python -m flexrestore.triggers.openapi docs/openapi.json
 
 package:
 	@./tests/infrastructure/package.sh
