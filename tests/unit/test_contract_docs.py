@@ -65,3 +65,15 @@ def test_code_and_tests_cite_only_documents_in_the_repository() -> None:
         if outside.search(path.read_text(encoding="utf-8")) and path.name != "test_contract_docs.py"
     ]
     assert found == []
+
+
+def test_readme_and_changelog_point_at_the_published_contracts() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "(docs/openapi.json)" in readme and "(docs/events/)" in readme and "(CHANGELOG.md)" in readme
+    for name in event_schemas():
+        assert f"(docs/events/{name})" in readme, f"README's Consuming outcomes does not link {name}"
+    changelog = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "## [Unreleased]" in changelog
+    for _, detail_type, _ in PUBLISHED.values():
+        assert detail_type in changelog, detail_type
+    assert "flexrestore.restores" in changelog and "flexrestore.runs" in changelog

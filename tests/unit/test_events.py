@@ -4,6 +4,8 @@ bookkeeping out and validates against the committed schema."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +22,7 @@ from flexrestore.contracts.events import (
 )
 from flexrestore.domain import notifying
 from tests.fakes import FakeNotifier
-from tests.published import assert_published_event
+from tests.published import REPO, assert_published_event
 
 GROUP = "65f1a2b3c4d5e6f708192a3b"
 EXECUTION = (
@@ -185,3 +187,45 @@ def test_tell_puts_the_published_event_and_sends_the_record_to_people() -> None:
     ((subject, body),) = notifier.messages
     assert subject == "Restore ERROR: orders-prod → orders-verify"  # people's wording is unchanged
     assert '"lockId": "lock#' in body  # people (operators) still get the whole record
+
+
+# --- README's "Consuming outcomes" shows what a consumer really gets --------------------------------------
+
+
+def consuming_outcomes() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("### Consuming outcomes")
+    return readme[start : readme.index("\n## ", start)]
+
+
+def readme_json_blocks() -> list[Any]:
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", consuming_outcomes(), re.S)]
+
+
+def test_the_readme_sample_is_a_published_event() -> None:
+    sample = next(block for block in readme_json_blocks() if "detail-type" in block)
+    detail = assert_published_event(sample)
+    source = f"{detail['groupId']}/{detail['clusterName']}"
+    as_record = RestoreRecord.model_validate({**detail, "id": detail["restoreId"], "source": source})
+    assert restore_outcome(as_record).to_json() == detail  # field for field what the builder makes
+
+
+def test_the_readme_rule_patterns_match_what_they_say() -> None:
+    from moto.events.models import EventPattern
+
+    (not_completed,) = re.findall(r"--event-pattern '(.*?)'", consuming_outcomes())
+    (slow,) = [
+        block
+        for block in readme_json_blocks()
+        if "detail-type" in block and "source" in block and isinstance(block["source"], list)
+    ]
+    events = {
+        status: delivered(restore_event(record(status)))
+        for status in ("COMPLETED", "FAILED", "TIMED_OUT", "ERROR")
+    }
+
+    pattern = EventPattern.load(not_completed)
+    assert [s for s, e in events.items() if pattern.matches_event(e)] == ["FAILED", "TIMED_OUT", "ERROR"]
+    pattern = EventPattern.load(json.dumps(slow))
+    assert not pattern.matches_event(events["COMPLETED"])  # 65 s
+    assert pattern.matches_event(delivered(restore_event(record("COMPLETED", durationSeconds=901))))
