@@ -98,7 +98,9 @@ def documented(
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The OpenAPI fields of an operation that reads its body or headers itself (``openapi_extensions``):
-    ``requestBody`` refers to ``body``'s schema, and each header is an optional string parameter."""
+    ``requestBody`` refers to ``body``'s schema, and each header is an optional string parameter. Powertools
+    writes the ``parameters`` of declared ``Path``/``Query``/``Header`` arguments over these, so a route with
+    both declares its headers as ``Header`` arguments instead (tests/unit/test_openapi.py checks POST's)."""
     fields: dict[str, Any] = {}
     if body is not None:
         REQUEST_BODIES[body.__name__] = body
