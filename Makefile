@@ -46,7 +46,8 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_restore.py
 
 docs: $(STAMP)
-	$(BIN)/python -m flexrestore.contracts.schemas docs/schemas
+	$(BIN)/python -m flexrestore.contracts.schemas docs
+	$(BIN)/python -m flexrestore.triggers.openapi docs/openapi.json
 
 package:
 	@./tests/infrastructure/package.sh

@@ -22,7 +22,10 @@ def api_event(
     raw_body: str | None = None,
 ) -> dict[str, Any]:
     text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
-    all_headers = {"Content-Type": "application/json", "Host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"}
+    all_headers = {
+        "Content-Type": "application/json",
+        "Host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+    }
     all_headers.update(headers or {})
     pairs = parse_qsl(query, keep_blank_values=True)
     multi_query: dict[str, list[str]] = {}

@@ -4,6 +4,7 @@ system clock."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -70,3 +71,27 @@ def _every_atlas_call_follows_the_spec(
     errors = [error for sim in started for error in sim.errors]
     assert not violations, f"requests that break the Atlas spec: {violations}"
     assert not errors, f"simulator errors: {errors}"
+
+
+@pytest.fixture(autouse=True)
+def _every_api_answer_is_documented(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Suite-wide: every answer the intake gives an API request on an offline stack (through ``invoke`` or
+    the offline front) is one docs/openapi.json lists for its operation: status, headers, body schema."""
+    from flexrestore.local.harness import OfflineStack
+    from tests.published import assert_documented_answer
+
+    problems: list[str] = []
+    original = OfflineStack._call_handler
+
+    def checked(self: OfflineStack, short_name: str, event: Any) -> Any:
+        result = original(self, short_name, event)
+        if short_name == "intake" and isinstance(event, dict) and "httpMethod" in event:
+            try:
+                assert_documented_answer(event, result)
+            except AssertionError as exc:
+                problems.append(str(exc))
+        return result
+
+    monkeypatch.setattr(OfflineStack, "_call_handler", checked)
+    yield
+    assert not problems, f"answers docs/openapi.json does not describe: {problems}"

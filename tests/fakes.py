@@ -18,6 +18,7 @@ from flexrestore.contracts import (
     RefusalRecord,
     RestoreRecord,
 )
+from flexrestore.contracts.events import OutcomeEvent
 from flexrestore.contracts.record import TimelineEntry
 from flexrestore.domain.errors import AtlasNotFound, AtlasUnavailable, RequestInProgress, TargetBusy
 from flexrestore.domain.guards import GuardConfig
@@ -265,6 +266,22 @@ class MemoryStore:
         )
         return True
 
+    def end_abandoned(self, restore_id: str, *, code: str, message: str, at: datetime) -> bool:
+        record = self.records.get(restore_id)
+        if record is None or record.ended:
+            return False
+        timeline = [*record.timeline, TimelineEntry(status=code, at=at)]
+        self._update(
+            restore_id,
+            status=code,
+            final_status="ERROR",
+            finished_at=at,
+            noticed_at=at,
+            error=ErrorInfo(code=code, message=message),
+            timeline=timeline,
+        )
+        return True
+
     def record_refusal(self, refusal: RefusalRecord) -> None:
         self.faults.check("record_refusal")
         self.refusals.append(refusal)
@@ -370,17 +387,29 @@ class FakeExecutions:
 
     started: dict[str, ExecutionInput] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
+    # Executions that ended, by ARN, with their status (the others are RUNNING once started).
+    ended: dict[str, str] = field(default_factory=dict)
 
     def start_execution(self, name: str, execution_input: ExecutionInput) -> str:
         self.faults.check("start_execution")
         self.started.setdefault(name, execution_input)
+        return self.arn(name)
+
+    @staticmethod
+    def arn(name: str) -> str:
         return f"arn:aws:states:us-east-1:123456789012:execution:flexrestore-restore-poll:{name}"
+
+    def status(self, execution_arn: str) -> str | None:
+        if execution_arn in self.ended:
+            return self.ended[execution_arn]
+        name = execution_arn.rsplit(":", 1)[-1]
+        return "RUNNING" if name in self.started else None
 
 
 @dataclass
 class FakeNotifier:
     messages: list[tuple[str, str]] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: list[OutcomeEvent] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
 
     def publish(self, subject: str, message: str) -> str:
@@ -388,9 +417,9 @@ class FakeNotifier:
         self.messages.append((subject, message))
         return f"message-{len(self.messages)}"
 
-    def put_outcome_event(self, detail_type: str, detail: Mapping[str, Any]) -> str:
-        self.faults.check("put_outcome_event")
-        self.events.append((detail_type, dict(detail)))
+    def put_event(self, event: OutcomeEvent) -> str:
+        self.faults.check("put_event")
+        self.events.append(event)
         return f"event-{len(self.events)}"
 
 

@@ -16,10 +16,12 @@ import pytest
 
 from flexrestore.aws.notifier import Notifier
 from flexrestore.clock import VirtualClock
+from flexrestore.contracts.events import OutcomeEvent
 from flexrestore.domain.errors import RestoreStillRunning
 from flexrestore.local.harness import RESTORES_TABLE, OfflineStack
 from flexrestore.simulator import DEMO, AtlasSimulator, RateLimit
 from tests.e2e.support import StartedRestore, start_restore
+from tests.published import assert_published_event
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,12 +49,18 @@ def ended(
     assert len(notifications) == 1
     assert len(events) == 1
     notification, event = notifications[0], events[0]
-    # The message ends with the record, and the event's detail is the record, as saved (before the
-    # notification it carries existed).
+    # The message ends with the record, as saved (before the notification it carries existed).
     saved = {**record, "notification": None}
     assert notification["record"] == saved
-    assert event["source"] == "flexrestore"
-    assert event["detail"] == saved
+    # The event is the published contract: its detail-type's schema, the execution in resources, the
+    # record's values under the record's names, and nothing of the service's own bookkeeping.
+    detail = assert_published_event(event)
+    assert event["source"] == "flexrestore.restores"
+    assert event["resources"] == [restore.execution_arn]
+    assert detail["version"] == "1" and detail["recordSaved"] is True
+    assert {k: v for k, v in detail.items() if k in saved} == {k: saved[k] for k in detail if k in saved}
+    assert set(detail) - set(saved) == {"version", "recordSaved", "runId"}  # runId: the record's run.runId
+    assert detail["runId"] is None and saved["run"] is None
     assert record["notification"]["status"] == "SENT"
     return record, notification, event
 
@@ -130,7 +138,7 @@ def test_a_job_atlas_no_longer_knows_ends_as_an_error_naming_it(stack: OfflineSt
     assert record["error"]["message"].startswith(f"Atlas no longer knows restore job {restore.job_id} (404")
     assert notification["subject"] == "Restore ERROR: orders-prod → orders-verify"
     assert f"Atlas no longer knows restore job {restore.job_id}" in notification["message"]
-    assert event["detail-type"] == "Flex Restore Failed"
+    assert event["detail-type"] == "Flex Restore Errored"
 
 
 def test_atlas_down_for_the_whole_window_ends_as_an_error_well_before_the_deadline(
@@ -151,7 +159,7 @@ def test_atlas_down_for_the_whole_window_ends_as_an_error_well_before_the_deadli
     assert at(record["noticedAt"]) < at(restore.execution_input["deadline"]) - timedelta(minutes=30)
     assert notification["subject"] == "Restore ERROR: orders-prod → orders-verify"
     assert "Atlas kept failing" in notification["message"]
-    assert event["detail-type"] == "Flex Restore Failed"
+    assert event["detail-type"] == "Flex Restore Errored"
     polls = [error for error in stack.lambda_errors if error["function"] == "poll"]
     assert {error["errorType"] for error in polls} == {"RestoreStillRunning", "AtlasUnavailable"}
     # Within the tolerance every look is a normal one; past it, one look and the Atlas retrier's 4 retries.
@@ -208,7 +216,7 @@ def test_a_poll_lambda_that_crashes_every_time_still_ends_recorded_and_announced
     assert record["error"] == {"code": "RuntimeError", "message": "poll handler bug"}
     assert notification["subject"] == "Restore ERROR: orders-prod → orders-verify"
     assert "Error:        RuntimeError: poll handler bug" in notification["message"]
-    assert event["detail-type"] == "Flex Restore Failed"
+    assert event["detail-type"] == "Flex Restore Errored"
     assert stack.record(restore.lock_id or "") is None  # a crash does not leave the target locked
 
 
@@ -232,24 +240,26 @@ def test_when_dynamodb_refuses_the_record_the_notification_still_carries_the_out
         "code": "ConnectionError",
         "message": "DynamoDB is unreachable",
     }
-    assert event["detail"]["finalStatus"] == "COMPLETED"
-    assert event["detail"]["recordSaved"] is False
+    detail = assert_published_event(event)
+    assert detail["finalStatus"] == "COMPLETED"
+    assert detail["recordSaved"] is False  # GET /restores/{id} does not show this ending; the event does
+    assert event["resources"] == [restore.execution_arn]  # named though no saved record holds it
     assert [error["function"] for error in stack.lambda_errors].count("record") == 5  # 1 + 4 retries
 
 
 def test_when_event_bridge_fails_once_the_retry_sends_only_the_event(
     stack: OfflineStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    put_outcome_event = Notifier.put_outcome_event
+    put_event = Notifier.put_event
     attempts: list[str] = []
 
-    def fails_the_first_time(notifier: Notifier, detail_type: str, detail: dict[str, Any]) -> str:
-        attempts.append(detail_type)
+    def fails_the_first_time(notifier: Notifier, event: OutcomeEvent) -> str:
+        attempts.append(event.detail_type)
         if len(attempts) == 1:
             raise ConnectionError("EventBridge endpoint unreachable")
-        return put_outcome_event(notifier, detail_type, detail)
+        return put_event(notifier, event)
 
-    monkeypatch.setattr(Notifier, "put_outcome_event", fails_the_first_time)
+    monkeypatch.setattr(Notifier, "put_event", fails_the_first_time)
     restore = start_restore(stack)
     record, notification, event = ended(stack, restore)  # exactly one SNS message and one event
 

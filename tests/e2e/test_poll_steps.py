@@ -15,7 +15,8 @@ from flexrestore.atlas.errors import AtlasUnavailable
 from flexrestore.aws import clients
 from flexrestore.aws.notifier import Notifier, OutcomeEventRejected
 from flexrestore.clock import VirtualClock
-from flexrestore.contracts import InvalidExecutionInput
+from flexrestore.contracts import ErrorInfo, InvalidExecutionInput
+from flexrestore.contracts.events import OutcomeEvent
 from flexrestore.domain.errors import RestoreStillRunning
 from flexrestore.local.harness import OfflineStack
 from flexrestore.settings import get_settings
@@ -130,7 +131,11 @@ def test_an_event_bridge_refusal_is_an_error_not_a_silent_loss(stack: OfflineSta
             },
         )
         with pytest.raises(OutcomeEventRejected, match="InternalFailure: try again"):
-            Notifier(stack.topic_arn, "default").put_outcome_event("Flex Restore Succeeded", {"a": 1})
+            Notifier(stack.topic_arn, "default").put_event(
+                OutcomeEvent(
+                    "flexrestore.restores", "Flex Restore Succeeded", ErrorInfo(code="a", message="b")
+                )
+            )
 
 
 def recorded_state(stack: OfflineStack, restore: StartedRestore, clock: VirtualClock) -> dict[str, Any]:

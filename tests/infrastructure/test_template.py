@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from flexrestore.contracts.events import RESTORES_SOURCE
 from tests.infrastructure import checks
 from tests.infrastructure.checks import PARAMETER_SETS, Stack
 
@@ -268,10 +269,31 @@ def test_the_notification_topic_is_encrypted_and_outputs_are_complete(
         "ApiUrl",
         "StateMachineArn",
         "NotificationTopicArn",
+        "OutcomeEventBusArn",
+        "OutcomeEventSource",
         "RestoresTableName",
         "IdempotencyTableName",
         "DeadLetterQueueUrl",
     }
+
+
+def test_outcome_events_may_be_put_only_under_the_source_the_code_sends(
+    stack: Stack, cfn: dict[str, Any]
+) -> None:
+    granted = []
+    for role_id, role in stack.resources.items():
+        if role["Type"] != "AWS::IAM::Role":
+            continue
+        for conditional in role["Properties"].get("Policies", []):
+            policy = stack.resolve(conditional)
+            for statement in (policy or {}).get("PolicyDocument", {}).get("Statement", []):
+                actions = statement.get("Action", [])
+                if "events:PutEvents" in ([actions] if isinstance(actions, str) else actions):
+                    granted.append((role_id, statement.get("Condition")))
+    assert len(granted) == 2, granted  # the Notify and Reconcile functions
+    for role_id, condition in granted:
+        assert condition == {"StringEquals": {"events:source": RESTORES_SOURCE}}, role_id
+    assert cfn["Outputs"]["OutcomeEventSource"]["Value"] == RESTORES_SOURCE
 
 
 def test_the_state_machine_logs_and_traces_without_execution_data(stack: Stack) -> None:
@@ -302,6 +324,18 @@ def _drop_policy(function_id: str, policy: str) -> Callable[[dict[str, Any]], No
     def mutate(sam: dict[str, Any]) -> None:
         props = _function(sam, function_id)
         props["Policies"] = [p for p in props["Policies"] if not (isinstance(p, dict) and policy in p)]
+
+    return mutate
+
+
+def _drop_statement(function_id: str, action: str) -> Callable[[dict[str, Any]], None]:
+    def mutate(sam: dict[str, Any]) -> None:
+        props = _function(sam, function_id)
+        props["Policies"] = [
+            p
+            for p in props["Policies"]
+            if not (isinstance(p, dict) and any(s.get("Action") == action for s in p.get("Statement", [])))
+        ]
 
     return mutate
 
@@ -404,7 +438,7 @@ BROKEN: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
         "sns:Publish",
     ),
     "missing-reconcile-put-events": (
-        _drop_policy("ReconcileFunction", "EventBridgePutEventsPolicy"),
+        _drop_statement("ReconcileFunction", "events:PutEvents"),
         "code_permissions",
         "ReconcileFunction: events:PutEvents",
     ),

@@ -1,4 +1,4 @@
-"""The final record, the notification texts and the event type (plain Python, no mocks)."""
+"""The final record and the notification texts (plain Python, no mocks; the outcome event: test_events.py)."""
 
 from __future__ import annotations
 
@@ -261,19 +261,6 @@ def test_the_body_has_human_lines_then_the_record_as_json() -> None:
 def test_the_body_warns_when_the_record_could_not_be_saved() -> None:
     assert "could not be saved" in messages.body(_record("COMPLETED"), record_saved=False)
     assert "could not be saved" not in messages.body(_record("COMPLETED"))
-
-
-@pytest.mark.parametrize(
-    ("status", "detail_type"),
-    [
-        ("COMPLETED", "Flex Restore Succeeded"),
-        ("FAILED", "Flex Restore Failed"),
-        ("ERROR", "Flex Restore Failed"),
-        ("TIMED_OUT", "Flex Restore Timed Out"),
-    ],
-)
-def test_event_detail_types(status: str, detail_type: str) -> None:
-    assert messages.detail_type(status) == detail_type
 
 
 def test_only_a_channel_marked_sent_counts_as_delivered() -> None:

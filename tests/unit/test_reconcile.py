@@ -52,7 +52,10 @@ def test_a_hand_off_that_never_works_ends_as_an_error_at_its_deadline_and_is_tol
     assert "RestoreError" in world.metrics.names()
     ((subject, _),) = world.notifier.messages
     assert subject == f"Restore ERROR: {SOURCE} → {TARGET}"
-    assert [detail_type for detail_type, _ in world.notifier.events] == ["Flex Restore Failed"]
+    (event,) = world.notifier.events
+    assert (event.source, event.detail_type) == ("flexrestore.restores", "Flex Restore Errored")
+    assert event.resources == ()  # no execution ever ran
+    assert event.detail_json()["error"]["code"] == "HANDOFF_FAILED"
     assert world.atlas.creates == 0
 
 

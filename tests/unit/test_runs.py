@@ -12,7 +12,6 @@ import pytest
 
 from flexrestore.contracts import ErrorInfo, RequestedBy, RestoreRecord
 from flexrestore.contracts.run import RunRecord, RunSource, RunTarget, SnapshotPick, ValidationResult
-from flexrestore.domain.messages import EVENT_SOURCE
 from flexrestore.domain.plans import PlannedSource, Refusal, parse_plan, resolve_sources
 from flexrestore.domain.runs import (
     METRIC_OBJECTIVES_MISSED,
@@ -25,12 +24,14 @@ from flexrestore.domain.runs import (
     RESTORE_NOT_ENDED,
     RUN_DETAIL_TYPE,
     RUN_METRICS,
+    RUNS_SOURCE,
     finish_run,
     is_verified,
     notify_per_restore,
     objective_met,
     refused_source,
     run_body,
+    run_completed_event,
     run_event_detail,
     run_metrics,
     run_status,
@@ -39,6 +40,7 @@ from flexrestore.domain.runs import (
     summarize,
 )
 from tests.fakes import GROUP, NOW, ListedCluster
+from tests.published import assert_published_event
 
 PLAN = parse_plan(
     {
@@ -429,17 +431,41 @@ def test_a_body_too_large_for_sns_leaves_the_sources_out_of_the_json() -> None:
     assert len(run_body(run).encode()) <= 250_000  # the real limit holds too
 
 
-def test_the_event_is_the_run_record() -> None:
+def test_the_event_is_the_published_run_contract_built_from_the_run_record() -> None:
     run = eighteen_of_twenty()
-    assert RUN_DETAIL_TYPE == "Flex Verification Run Completed" and EVENT_SOURCE == "flexrestore"
-    assert run_event_detail(run) == run.to_json()
+    event = run_completed_event(
+        run, resources=("arn:aws:states:us-east-1:123456789012:execution:runs:run-1",)
+    )
+    assert (event.source, event.detail_type) == (RUNS_SOURCE, RUN_DETAIL_TYPE)
+    assert (RUNS_SOURCE, RUN_DETAIL_TYPE) == ("flexrestore.runs", "Flex Verification Run Completed")
+    detail = event.detail_json()
+    record = run.to_json()
+    assert detail["version"] == "1" and detail["sourcesOmitted"] == 0
+    assert {k: v for k, v in detail.items() if k not in ("version", "sourcesOmitted")} == {
+        k: v
+        for k, v in record.items()
+        if k not in ("id", "kind", "executionArn")  # the table's key and kind stay home; the execution is
+        # the event's resources
+    }
+    delivered = {
+        "version": "0",
+        "id": "e-1",
+        "detail-type": event.detail_type,
+        "source": event.source,
+        "account": "123456789012",
+        "time": "2026-11-01T02:14:00Z",
+        "region": "us-east-1",
+        "resources": list(event.resources),
+        "detail": detail,
+    }
+    assert assert_published_event(delivered) == detail
 
 
 def test_an_event_too_large_keeps_the_sources_that_were_not_verified() -> None:
     run = eighteen_of_twenty()
-    detail = run_event_detail(run, max_bytes=len(json.dumps(run.to_json())) // 2)
+    detail = run_event_detail(run, max_bytes=len(json.dumps(run.to_json())) // 2).to_json()
     assert [s["index"] for s in detail["sources"]] == [17, 18, 19] and detail["sourcesOmitted"] == 17
-    tiny = run_event_detail(run, max_bytes=100)
+    tiny = run_event_detail(run, max_bytes=100).to_json()
     assert (tiny["sources"], tiny["sourcesOmitted"], tiny["finalStatus"]) == ([], 20, "PARTIAL")
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
 
 from flexrestore.aws.clients import client
-from flexrestore.domain.messages import EVENT_SOURCE
+from flexrestore.contracts.events import OutcomeEvent
 
 
 class OutcomeEventRejected(RuntimeError):
@@ -23,13 +21,15 @@ class Notifier:
         answer = client("sns").publish(TopicArn=self.topic_arn, Subject=subject, Message=message)
         return str(answer.get("MessageId", ""))
 
-    def put_outcome_event(self, detail_type: str, detail: Mapping[str, Any]) -> str:
+    def put_event(self, event: OutcomeEvent) -> str:
+        """One entry on the bus: the event's source, detail-type, resources and detail (JSON)."""
         answer = client("events").put_events(
             Entries=[
                 {
-                    "Source": EVENT_SOURCE,
-                    "DetailType": detail_type,
-                    "Detail": json.dumps(detail, default=str),
+                    "Source": event.source,
+                    "DetailType": event.detail_type,
+                    "Resources": list(event.resources),
+                    "Detail": json.dumps(event.detail_json(), ensure_ascii=False),
                     "EventBusName": self.event_bus_name,
                 }
             ]
@@ -37,7 +37,7 @@ class Notifier:
         if answer.get("FailedEntryCount", 0):
             entry = (answer.get("Entries") or [{}])[0]
             raise OutcomeEventRejected(
-                f"EventBridge rejected the outcome event on bus '{self.event_bus_name}': "
+                f"EventBridge rejected the {event.detail_type!r} event on bus '{self.event_bus_name}': "
                 f"{entry.get('ErrorCode', 'unknown error')}: {entry.get('ErrorMessage', '')}".rstrip(": ")
             )
         return str((answer.get("Entries") or [{}])[0].get("EventId", ""))

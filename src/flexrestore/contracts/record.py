@@ -1,6 +1,7 @@
 """The restore record (one DynamoDB item per restore, ``kind = "restore"``, key ``id`` = restoreId) and the
-refusal audit record (``kind = "refusal"``). ``GET /restores/{restoreId}`` answers the record's JSON form;
-notifications and outcome events carry it. See docs/contracts.md."""
+refusal audit record (``kind = "refusal"``). ``GET /restores/{restoreId}`` answers the record's JSON form and
+SNS messages carry it; outcome events carry a detail built from it (``contracts/events.py``). See
+docs/contracts.md."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""What people and machines are told: SNS subjects and bodies (an ending, a refused schedule or alarm) and
-the outcome event's source and detail-type. Plain Python; one subject builder for every message."""
+"""What people are told: SNS subjects and bodies (an ending, a refused schedule or alarm). Plain Python; one
+subject builder for every message. What machines are told (the outcome events) is a contract of its own:
+``contracts/events.py``."""
 
 from __future__ import annotations
 
@@ -9,22 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flexrestore.contracts import RestoreRecord
-from flexrestore.contracts.record import COMPLETED, ERROR, FAILED, TIMED_OUT
+from flexrestore.contracts.record import COMPLETED, ERROR, FAILED
 
-EVENT_SOURCE = "flexrestore"
-_DETAIL_TYPES = {
-    COMPLETED: "Flex Restore Succeeded",
-    FAILED: "Flex Restore Failed",
-    ERROR: "Flex Restore Failed",
-    TIMED_OUT: "Flex Restore Timed Out",
-}
 MAX_SUBJECT = 99  # SNS: "less than 100 characters"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def detail_type(final_status: str | None) -> str:
-    """EventBridge detail-type of the outcome event (ERROR is a failure too)."""
-    return _DETAIL_TYPES.get(final_status or ERROR, "Flex Restore Failed")
 
 
 def duration_words(seconds: int | None) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flexrestore.contracts import Delivery, ErrorInfo, Notification, RestoreRecord
+from flexrestore.contracts.events import restore_event
 from flexrestore.domain import messages
 from flexrestore.domain.ports import Deliveries, Notifier
 
@@ -81,17 +82,19 @@ def tell(
     now: Callable[[], datetime],
     record_saved: bool = True,
     record_error: Mapping[str, str] | None = None,
+    execution_arn: str | None = None,
 ) -> Told:
-    """Send both channels (skipping those an earlier attempt delivered); raise the first failure."""
-    detail = record.to_json()
-    if not record_saved:
-        detail = {**detail, "recordSaved": False, "recordError": dict(record_error or {})}
+    """Send both channels (skipping those an earlier attempt delivered); raise the first failure.
+
+    The event is the published outcome event (``contracts/events.py``); ``execution_arn`` names the
+    restore's execution in its ``resources`` when the record does not (it could not be saved)."""
+    event = restore_event(record, record_saved=record_saved, execution_arn=execution_arn)
     senders: dict[str, Callable[[], str]] = {
         SNS_CHANNEL: lambda: notifier.publish(
             messages.subject(record),
             messages.body(record, record_saved=record_saved, record_error=record_error),
         ),
-        EVENTS_CHANNEL: lambda: notifier.put_outcome_event(messages.detail_type(record.final_status), detail),
+        EVENTS_CHANNEL: lambda: notifier.put_event(event),
     }
     earlier = _open(deliveries, record.restore_id) if record_saved else None
     ids: dict[str, str] = {}

@@ -39,6 +39,7 @@ __all__ = [
     "caught_error",
     "end_restore",
     "final_record",
+    "notify_step_input",
     "observation_for_job",
     "observation_from_catch",
     "observation_job_vanished",
@@ -328,6 +329,17 @@ class EndingToTell:
     record: RestoreRecord
     saved: bool
     record_error: dict[str, str] | None = None
+
+
+def notify_step_input(event: Any) -> tuple[dict[str, Any], str | None]:
+    """The Notify step's state and its execution's ARN: ``{"input": <state>, "executionArn"}``, or the state
+    alone (what executions started before the ARN was passed along still send)."""
+    if not isinstance(event, dict):
+        return {}, None
+    if "executionArn" in event and isinstance(event.get("input"), dict):
+        arn = event.get("executionArn")
+        return event["input"], arn if isinstance(arn, str) and arn else None
+    return event, None
 
 
 def ending_to_tell(state: dict[str, Any], *, now: datetime) -> EndingToTell:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from flexrestore.contracts import Delivery, ExecutionInput, Notification, RefusalRecord, RestoreRecord
+from flexrestore.contracts.events import OutcomeEvent
 from flexrestore.contracts.plan import PlanEntry
 from flexrestore.contracts.run import RunRecord, RunSource, SnapshotPick
 
@@ -188,10 +189,10 @@ class Executions(Protocol):
 
 
 class Notifier(Protocol):
-    """People (SNS) and machines (EventBridge)."""
+    """People (SNS) and machines (EventBridge). Each returns the id the channel gave (MessageId, EventId)."""
 
     def publish(self, subject: str, message: str) -> str: ...
-    def put_outcome_event(self, detail_type: str, detail: Mapping[str, Any]) -> str: ...
+    def put_event(self, event: OutcomeEvent) -> str: ...
 
 
 class Metrics(Protocol):

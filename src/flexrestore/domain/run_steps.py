@@ -59,11 +59,10 @@ from flexrestore.domain.request import InvalidRequest, parse_request
 from flexrestore.domain.runs import (
     METRIC_RUN_NOT_SUCCEEDED,
     PLAN_DIMENSION,
-    RUN_DETAIL_TYPE,
     finish_run,
     refused_source,
     run_body,
-    run_event_detail,
+    run_completed_event,
     run_metrics,
     run_status,
     run_subject,
@@ -444,8 +443,8 @@ class RunSteps:
         notifier = self.notifier()
         senders: dict[str, Callable[[], str]] = {
             notifying.SNS_CHANNEL: lambda: notifier.publish(run_subject(record), run_body(record)),
-            notifying.EVENTS_CHANNEL: lambda: notifier.put_outcome_event(
-                RUN_DETAIL_TYPE, run_event_detail(record)
+            notifying.EVENTS_CHANNEL: lambda: notifier.put_event(
+                run_completed_event(record, resources=(record.execution_arn,) if record.execution_arn else ())
             ),
         }
         earlier = self.runs.open_run_notification(record.run_id)

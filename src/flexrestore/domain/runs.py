@@ -20,6 +20,14 @@ from datetime import datetime
 from typing import Any, Final
 
 from flexrestore.contracts import ErrorInfo, RequestedBy, RestoreRecord
+from flexrestore.contracts.events import (
+    RUN_COMPLETED,
+    RUNS_SOURCE,
+    OutcomeEvent,
+    RunCompleted,
+    run_event,
+    run_outcome,
+)
 from flexrestore.contracts.plan import NOTIFY_ALL, NOTIFY_FAILURES, Plan
 from flexrestore.contracts.record import COMPLETED, ERROR, FAILED, TIMED_OUT
 from flexrestore.contracts.run import (
@@ -35,11 +43,11 @@ from flexrestore.contracts.run import (
     SnapshotPick,
     ValidationResult,
 )
-from flexrestore.domain.messages import EVENT_SOURCE, MAX_SUBJECT, duration_words, subject_line
+from flexrestore.domain.messages import MAX_SUBJECT, duration_words, subject_line
 from flexrestore.domain.plans import PlannedSource
 
 __all__ = [
-    "EVENT_SOURCE",
+    "RUNS_SOURCE",
     "RUN_DETAIL_TYPE",
     "finish_run",
     "is_verified",
@@ -47,6 +55,7 @@ __all__ = [
     "objective_met",
     "refused_source",
     "run_body",
+    "run_completed_event",
     "run_event_detail",
     "run_metrics",
     "run_status",
@@ -55,7 +64,7 @@ __all__ = [
     "summarize",
 ]
 
-RUN_DETAIL_TYPE: Final = "Flex Verification Run Completed"
+RUN_DETAIL_TYPE: Final = RUN_COMPLETED
 RESTORE_NOT_ENDED: Final = "RESTORE_NOT_ENDED"
 
 # CloudWatch metrics of a run, each with the dimension PLAN_DIMENSION = the plan's name.
@@ -311,17 +320,25 @@ def run_body(record: RunRecord, *, max_bytes: int = MAX_MESSAGE_BYTES) -> str:
     )
 
 
-def run_event_detail(record: RunRecord, *, max_bytes: int = MAX_DETAIL_BYTES) -> dict[str, Any]:
-    """The ``Flex Verification Run Completed`` event's detail: the run record. When it is too large for an
-    EventBridge entry, the verified sources are left out (``sourcesOmitted`` counts them), then all."""
-    document = record.to_json()
-    if _size(document) <= max_bytes:
-        return document
-    kept = [s.to_json() for s in record.sources if not is_verified(s)]
-    trimmed = {**document, "sources": kept, "sourcesOmitted": len(record.sources) - len(kept)}
-    if _size(trimmed) <= max_bytes:
+def run_event_detail(record: RunRecord, *, max_bytes: int = MAX_DETAIL_BYTES) -> RunCompleted:
+    """The ``Flex Verification Run Completed`` event's detail (``contracts/events.py``, from the ended run
+    record). When it is too large for an EventBridge entry, the verified sources are left out
+    (``sourcesOmitted`` counts them), then all."""
+    detail = run_outcome(record)
+    if _size(detail.to_json()) <= max_bytes:
+        return detail
+    kept = [s for s in record.sources if not is_verified(s)]
+    trimmed = run_outcome(record, sources=kept, sources_omitted=len(record.sources) - len(kept))
+    if _size(trimmed.to_json()) <= max_bytes:
         return trimmed
-    return {**document, "sources": [], "sourcesOmitted": len(record.sources)}
+    return run_outcome(record, sources=[], sources_omitted=len(record.sources))
+
+
+def run_completed_event(
+    record: RunRecord, *, resources: tuple[str, ...] = (), max_bytes: int = MAX_DETAIL_BYTES
+) -> OutcomeEvent:
+    """The event an ended run puts on the bus: source ``flexrestore.runs``, its detail as above."""
+    return run_event(run_event_detail(record, max_bytes=max_bytes), resources=resources)
 
 
 def run_metrics(record: RunRecord) -> Mapping[str, float]:

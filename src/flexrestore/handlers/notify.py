@@ -2,9 +2,11 @@
 (domain/notifying.py), then the record's ``notification.status`` = SENT; for a verification run's restore,
 then the run waiting for it is told (domain/run_steps.py ``tell_run``).
 
-Event: the state after the Record step: execution input, ``poll.observation``, and either
-``recorded.record`` (the saved final record) or ``recordError`` (DynamoDB failed: the record is rebuilt
-from the input and the observation, and the message says it was not saved).
+Event: ``{"input": <state>, "executionArn"}``, the state after the Record step: execution input,
+``poll.observation``, and either ``recorded.record`` (the saved final record) or ``recordError`` (DynamoDB
+failed: the record is rebuilt from the input and the observation, and the message says it was not saved).
+The state alone (without ``executionArn``) is read too: executions started before the Notify step passed
+its execution along still send it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from flexrestore.logs import service_logger
 logger = service_logger()
 
 
-@logger.inject_lambda_context(correlation_id_path="restoreId")
+@logger.inject_lambda_context(correlation_id_path="input.restoreId || restoreId")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    ending = outcome.ending_to_tell(event if isinstance(event, dict) else {}, now=clock.utcnow())
+    state, execution_arn = outcome.notify_step_input(event)
+    ending = outcome.ending_to_tell(state, now=clock.utcnow())
     told = notifying.tell(
         ending.record,
         notifier=bootstrap.notifier(),
@@ -28,6 +31,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         now=clock.utcnow,
         record_saved=ending.saved,
         record_error=ending.record_error,
+        execution_arn=execution_arn,
     )
     logger.info(
         "outcome notified", extra={"finalStatus": ending.record.final_status, "recordSaved": ending.saved}

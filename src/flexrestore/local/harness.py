@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from flexrestore import clock as clock_module
+from flexrestore.contracts.events import EVENT_SOURCES
 from flexrestore.local.conductor import Conductor, Stopped
 
 ACCOUNT_ID = "123456789012"
@@ -543,7 +544,7 @@ class OfflineStack:
 
         events = self._client("events")
         events_url, events_arn = self._queue("flexrestore-events-inbox")
-        events.put_rule(Name="flexrestore-outcomes", EventPattern=json.dumps({"source": ["flexrestore"]}))
+        events.put_rule(Name="flexrestore-outcomes", EventPattern=json.dumps({"source": list(EVENT_SOURCES)}))
         events.put_targets(Rule="flexrestore-outcomes", Targets=[{"Id": "inbox", "Arn": events_arn}])
         self._queues["events"] = events_url
 
@@ -756,7 +757,9 @@ class OfflineStack:
         return list(self._notifications)
 
     def events(self) -> list[dict[str, Any]]:
-        """Every EventBridge event with source "flexrestore" so far (``detail-type``, ``detail``, ...)."""
+        """Every event the service put on the bus so far (sources ``flexrestore.restores`` and
+        ``flexrestore.runs``), as a rule delivers it: ``source``, ``detail-type``, ``resources``, ``detail``,
+        ..."""
         self._events.extend(self._drain("events"))
         return list(self._events)
 

@@ -4,8 +4,13 @@
 
 Routes live at module level on powertools' ``APIGatewayRestResolver`` with validation on: path and query
 parameters are declared (``Annotated[..., Query(...)]``) and a refused one gets the same error body as any
-other bad input. Errors are JSON ``{"message", "errorCode", "errors"?: [{"field", "message"}]}``, with
-``Retry-After`` when coming back later can help; the status codes are listed in domain/intake.py.
+other bad input. Each route also declares what it answers per status (``responses=``, the models of
+``contracts/api.py``) and, where it reads them itself, its request body and headers
+(:func:`documented`): docs/openapi.json is generated from these routes (``triggers/openapi.py``), so a
+route added here appears in it.
+
+Errors are JSON ``{"message", "errorCode", "errors"?: [{"field", "message"}]}``, with ``Retry-After`` when
+coming back later can help; the status codes are listed in domain/intake.py.
 Exactly once: keyed on the ``Idempotency-Key`` header and the caller, or (no header) on the request and
 the caller for ``NO_KEY_WINDOW_SECONDS``.
 """
@@ -26,7 +31,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from flexrestore import bootstrap
 from flexrestore.aws.store import MAX_PAGE, BadPageToken
-from flexrestore.contracts import RequestedBy
+from flexrestore.contracts import RequestedBy, RestoreRecord
+from flexrestore.contracts.api import (
+    AcceptedRestore,
+    DryRun,
+    ErrorAnswer,
+    Forbidden,
+    RestoreList,
+)
 from flexrestore.domain.intake import (
     IntakeError,
     as_intake_error,
@@ -37,9 +49,11 @@ from flexrestore.domain.request import (
     ATLAS_ID_PATTERN,
     CLUSTER_NAME_PATTERN,
     InvalidRequest,
+    RestoreRequest,
     decode_json_object,
     parse_request,
 )
+from flexrestore.triggers.api_docs import ALWAYS, BAD_QUERY, answers, documented
 from flexrestore.triggers.plans_api import router as plans_router
 
 logger = logging.getLogger("flexrestore.triggers")
@@ -88,7 +102,63 @@ def error(exc: IntakeError) -> Response[str]:
 # --- routes ---------------------------------------------------------------------------------------------
 
 
-@app.post("/restores")
+@app.post(
+    "/restores",
+    summary="Start a restore (or try one with dryRun)",
+    description="Validates the request, resolves the snapshot, runs the target guards, then (exactly once "
+    "per Idempotency-Key and caller, or per identical body and caller for 10 minutes) locks the target, "
+    "records the restore and starts its execution. The restore ERASES the target cluster. A repeated "
+    "request gets the first answer.",
+    operation_id="startRestore",
+    tags=["restores"],
+    responses={
+        **ALWAYS,
+        200: answers(DryRun, "dry run: every guard's verdict, nothing created"),
+        202: answers(
+            AcceptedRestore,
+            "accepted: the restore's execution owns it now",
+            headers={"Location": "/restores/<restoreId>, where GET follows the restore"},
+        ),
+        400: answers(
+            ErrorAnswer,
+            "the request is not valid (INVALID_REQUEST, one entry per bad field), or a "
+            "guard needs a field set (restore onto the source, a break-glass reason)",
+        ),
+        403: answers(
+            Forbidden,
+            "a target guard refused (protected target, project not allowed, break glass "
+            "denied: guard and reason named), or API Gateway refused the caller",
+        ),
+        404: answers(
+            ErrorAnswer,
+            "Atlas does not know the project, cluster, snapshot or target (Atlas's "
+            "errorCode passed through), or there is no COMPLETED snapshot",
+        ),
+        409: answers(
+            ErrorAnswer,
+            "the target is busy or locked by a running restore (named), the snapshot "
+            "is not COMPLETED, or the same request is in progress",
+            retry_after=True,
+        ),
+        422: answers(
+            ErrorAnswer, "the Idempotency-Key was used before with a different body (IDEMPOTENCY_KEY_REUSED)"
+        ),
+        502: answers(ErrorAnswer, "Atlas failed or refused the service's credentials"),
+        503: answers(
+            ErrorAnswer,
+            "Atlas, DynamoDB or Secrets Manager is rate-limiting or unavailable",
+            retry_after=True,
+        ),
+    },
+    openapi_extensions=documented(
+        body=RestoreRequest,
+        body_description="the restore request: JSON types only, unknown or duplicate fields refused",
+        headers={
+            "Idempotency-Key": f"1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters: a repeat with "
+            "the same key (and caller) gets the first answer",
+        },
+    ),
+)
 def start_restore() -> Response[str]:
     current = app.current_event
     caller = _caller(current.raw_event)
@@ -125,7 +195,18 @@ def start_restore() -> Response[str]:
     return answer(status, body, {"Location": body["location"]} if status == 202 else None)
 
 
-@app.get("/restores/<restoreId>")
+@app.get(
+    "/restores/<restoreId>",
+    summary="Read a restore's record",
+    operation_id="getRestore",
+    tags=["restores"],
+    responses={
+        **ALWAYS,
+        200: answers(RestoreRecord, "the restore record: every field present, null where it has no value"),
+        400: BAD_QUERY,
+        404: answers(ErrorAnswer, "no such restore (RESTORE_NOT_FOUND)"),
+    },
+)
 def get_restore(restoreId: Annotated[str, Path(pattern=RESTORE_ID_PATTERN)]) -> Response[str]:
     record = bootstrap.store().get(restoreId)
     if record is None:
@@ -133,7 +214,15 @@ def get_restore(restoreId: Annotated[str, Path(pattern=RESTORE_ID_PATTERN)]) -> 
     return answer(200, record.to_json())
 
 
-@app.get("/restores")
+@app.get(
+    "/restores",
+    summary="List restores, newest first",
+    description="All restores, or those of one cluster (cluster, optionally with groupId) or one project "
+    "(groupId); limit per page, nextToken from the previous page.",
+    operation_id="listRestores",
+    tags=["restores"],
+    responses={**ALWAYS, 200: answers(RestoreList, "one page of restore records"), 400: BAD_QUERY},
+)
 def list_restores(
     cluster: Annotated[str | None, Query(pattern=CLUSTER_NAME_PATTERN, max_length=64)] = None,
     groupId: Annotated[str | None, Query(pattern=ATLAS_ID_PATTERN)] = None,
