@@ -20,10 +20,10 @@ from tests.integration.intake_support import (
 DELIVERIES = 50
 
 
-def test_concurrent_deliveries_of_one_scheduled_event_create_one_restore(stack: OfflineStack) -> None:
+def test_concurrent_deliveries_of_one_alarm_event_create_one_restore(stack: OfflineStack) -> None:
     from flexrestore.triggers.eventbridge import IntakeFailed
 
-    event = load("schedule-nightly-verify.json")
+    event = load("alarm-into-alarm.json")
     results = deliver_concurrently(stack, event, DELIVERIES)
 
     settled(stack)
@@ -84,7 +84,7 @@ def test_retry_after_a_crash_past_the_start_continues_with_the_same_restore_and_
         return original(*args, **kwargs)
 
     monkeypatch.setattr(RestoreStore, "set_execution", crash_once)
-    event = load("schedule-nightly-verify.json")
+    event = load("alarm-into-alarm.json")
 
     with pytest.raises(Crash):
         stack.invoke("intake", event)

@@ -151,33 +151,6 @@ def test_api_post_bad_sample_names_every_field_and_calls_nothing(stack: OfflineS
     assert restore_items(stack) == []
 
 
-def test_schedule_sample_restores_the_latest_snapshot(stack: OfflineStack) -> None:
-    event = load("schedule-nightly-verify.json")
-    result = stack.invoke("intake", event)
-    assert result["statusCode"] == 202
-    assert result["status"] == "ACCEPTED" and result["restoreJobId"] is None  # nobody waits on a schedule
-    settled(stack)
-    assert len(creates(stack)) == 1
-    record = stack.record(result["restoreId"])
-    assert record is not None
-    assert record["requestedBy"] == {
-        "trigger": "schedule",
-        "caller": None,
-        "schedule": "nightly-verify",
-        "alarm": None,
-        "eventId": event["id"],
-    }
-    assert record["snapshotId"] == DEMO.latest_snapshot_id and record["finalStatus"] == "COMPLETED"
-    started = execution_input(stack, result["executionArn"])
-    assert started["restoreId"] == result["restoreId"]
-    assert started["targetDeploymentItemName"] == DEMO.scratch_target
-
-    # EventBridge delivers at least once: the same event again gets the same answer, no second restore.
-    again = stack.invoke("intake", event)
-    assert again == result
-    assert len(creates(stack)) == 1
-
-
 def test_alarm_into_alarm_runs_its_recovery_plan(stack: OfflineStack) -> None:
     event = load("alarm-into-alarm.json")
     result = stack.invoke("intake", event)
@@ -517,48 +490,51 @@ def test_flaky_atlas_still_ends_in_one_restore(stack: OfflineStack) -> None:
     assert list(stack.simulator.jobs) == [body["restoreJobId"]]  # retried, adopted, never made twice
 
 
-def test_schedule_refusal_is_returned_not_retried(stack: OfflineStack) -> None:
-    event = copy.deepcopy(load("schedule-nightly-verify.json"))
-    event["detail"]["request"]["targetDeploymentItemName"] = DEMO.busy_cluster
-    result = stack.invoke("intake", event)
-    assert result["statusCode"] == 409 and result["reason"] == "target-busy"
-    refusal = restore_items(stack, "refusal")[0]
-    assert refusal["requestedBy"]["schedule"] == "nightly-verify"
-    # Nobody waits on a schedule's answer: people are told.
-    (told,) = stack.notifications()
-    assert told["subject"] == "Restore refused (schedule nightly-verify): orders-prod -> orders-busy"
-    assert "409 TARGET_BUSY" in told["message"] and "IDLE" in told["message"]
+def test_an_alarm_refusal_is_returned_not_retried_and_told(stack: OfflineStack) -> None:
+    # A restore into the plan's target is running: the alarm's restore is refused, not queued.
+    status, running, _ = answer(
+        stack.invoke("intake", api_post(request_body(targetDeploymentItemName=DEMO.recovery_target)))
+    )
+    assert status == 202
+    result = stack.invoke("intake", load("alarm-into-alarm.json"))
+    assert result["statusCode"] == 409 and result["reason"] == "target-locked"
+    (refusal,) = restore_items(stack, "refusal")
+    assert refusal["requestedBy"]["alarm"] == "orders-prod-data-loss"
+    # Nobody waits on an alarm's answer: people are told.
+    told = [n for n in stack.notifications() if n["subject"].startswith("Restore refused")]
+    assert [n["subject"] for n in told] == [
+        f"Restore refused (alarm orders-prod-data-loss): orders-prod -> {DEMO.recovery_target}"
+    ]
+    assert "409 TARGET_LOCKED" in told[0]["message"] and running["restoreId"] in told[0]["message"]
 
 
-def test_schedule_fault_raises_for_a_retry_then_succeeds(stack: OfflineStack) -> None:
+def test_an_alarm_fault_raises_for_a_retry_then_succeeds(stack: OfflineStack) -> None:
     from flexrestore.triggers.eventbridge import IntakeFailed
 
     stack.simulator.rate_limit = RateLimit(refill_seconds=900)
     stack.simulator.scenario = "rate-limited"
     with pytest.raises(IntakeFailed, match="503 RATE_LIMITED"):
-        stack.invoke("intake", load("schedule-nightly-verify.json"))
+        stack.invoke("intake", load("alarm-into-alarm.json"))
     stack.simulator.scenario = "ok"
-    result = stack.invoke("intake", load("schedule-nightly-verify.json"))
+    result = stack.invoke("intake", load("alarm-into-alarm.json"))
     assert result["statusCode"] == 202
     settled(stack)
     assert len(creates(stack)) == 1
 
 
-def test_invalid_schedule_input_is_refused_and_counted(
+def test_an_invalid_alarm_event_is_refused_counted_and_told(
     stack: OfflineStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    event = copy.deepcopy(load("schedule-nightly-verify.json"))
-    event["detail"]["request"]["clusterName"] = "orders prod"
+    event = copy.deepcopy(load("alarm-into-alarm.json"))
+    event["detail"]["alarmName"] = "orders\u202eprod"
     result = stack.invoke("intake", event)
     assert result["statusCode"] == 400
-    assert result["errors"] == [
-        {"field": "detail.request.clusterName", "message": result["errors"][0]["message"]}
-    ]
+    assert [e["field"] for e in result["errors"]] == ["detail.alarmName"]
     assert stack.simulator.calls == []
     assert emf(capsys.readouterr().out, "RestoreRefused")[0]["reason"] == "invalid-request"
     (told,) = stack.notifications()
-    assert told["subject"] == "Restore refused (schedule nightly-verify): invalid request"
-    assert "detail.request.clusterName" in told["message"]
+    assert told["subject"].startswith("Restore refused (alarm ")
+    assert "detail.alarmName" in told["message"]
 
 
 def test_missing_secret_is_a_clear_500_naming_the_secret_id(stack: OfflineStack) -> None:

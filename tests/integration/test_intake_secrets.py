@@ -55,8 +55,8 @@ def run_flows(stack: OfflineStack) -> list[Any]:
         stack.invoke("intake", load("alarm-into-ok.json")),
     ]
     stack.simulator.scenario = "token-expired"
-    other = copy.deepcopy(load("schedule-nightly-verify.json"))
-    other["detail"]["request"]["targetDeploymentItemName"] = "orders-busy"
+    other = copy.deepcopy(load("alarm-into-alarm.json"))
+    other["id"] = "another-delivery-of-another-alarm"
     answers.append(stack.invoke("intake", other))
     for arn in stack.executions():
         stack.wait_for_execution(arn)

@@ -98,7 +98,7 @@ def test_a_hard_crash_holds_the_event_only_as_long_as_its_invocation_could_have_
     from flexrestore.aws.executions import Executions
     from flexrestore.triggers.eventbridge import IntakeFailed
 
-    event = load("schedule-nightly-verify.json")
+    event = load("alarm-into-alarm.json")
     real_start = Executions.start_execution
 
     def crash(self: Any, name: str, execution_input: Any) -> str:
@@ -133,11 +133,11 @@ def test_a_hard_crash_holds_the_event_only_as_long_as_its_invocation_could_have_
 def test_accepted_restores_are_counted_once_by_trigger(
     stack: OfflineStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack.invoke("intake", load("schedule-nightly-verify.json"))
-    stack.invoke("intake", load("schedule-nightly-verify.json"))  # a duplicate delivery: not counted
     stack.invoke("intake", load("alarm-into-alarm.json"))
+    stack.invoke("intake", load("alarm-into-alarm.json"))  # a duplicate delivery: not counted
+    stack.invoke("intake", load("api-post-restore.json"))
     counted = sorted(m["trigger"] for m in emf(capsys.readouterr().out, "RestoreRequested"))
-    assert counted == ["alarm", "schedule"]
+    assert counted == ["alarm", "api"]
 
 
 def test_log_lines_carry_the_correlation_id(stack: OfflineStack, capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,7 +147,7 @@ def test_log_lines_carry_the_correlation_id(stack: OfflineStack, capsys: pytest.
     handler = intake.logger.registered_handler
     previous = handler.setStream(sys.stdout)  # type: ignore[attr-defined]
     try:
-        event = load("schedule-nightly-verify.json")
+        event = load("alarm-into-alarm.json")
         stack.invoke("intake", event)
     finally:
         handler.setStream(previous)  # type: ignore[attr-defined]

@@ -257,15 +257,6 @@ def test_break_glass_from_a_listed_principal_is_202_recorded_and_notified(
     assert items("refusal") == []
 
 
-def test_schedules_cannot_break_glass(stack: OfflineStack) -> None:
-    event = load("schedule-nightly-verify.json")
-    event["detail"]["request"].update(breakGlass=True)
-    result = stack.invoke("intake", event)
-    assert (result["statusCode"], result["reason"]) == (403, "break-glass-denied")
-    assert "schedules and alarms cannot break glass" in result["message"]
-    assert creates(stack) == []
-
-
 # --- dry run ----------------------------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
-"""Schedules, alarms and recovery plans turned into restore requests at the edge (flexrestore.triggers);
-the intake's pure helpers."""
+"""Alarms and recovery plans turned into restore requests at the edge (flexrestore.triggers); the intake's
+pure helpers."""
 
 from __future__ import annotations
 
@@ -15,12 +15,7 @@ from flexrestore.domain.intake import first_poll_within_deadline, idempotency_ke
 from flexrestore.domain.recovery import AlarmIgnored, RecoveryPlanError, load_recovery_plans
 from flexrestore.domain.request import InvalidRequest, TriggeredRestore, parse_request
 from flexrestore.triggers import kind_of
-from flexrestore.triggers.eventbridge import (
-    MAX_SCHEDULED_RESTORES,
-    ScheduledRestores,
-    parse_alarm,
-    parse_schedule,
-)
+from flexrestore.triggers.eventbridge import parse_alarm
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 GROUP = "65f1a2b3c4d5e6f708192a3b"
@@ -35,118 +30,34 @@ def event(name: str) -> dict[str, Any]:
 def test_event_kinds_of_the_samples() -> None:
     assert kind_of(event("api-post-restore.json")) == "api"
     assert kind_of(event("api-get-restore.json")) == "api"
-    assert kind_of(event("schedule-nightly-verify.json")) == "schedule"
     assert kind_of(event("alarm-into-alarm.json")) == "alarm"
     assert kind_of({"detail-type": "Something Else"}) == "unknown"
     assert kind_of([]) == "unknown"
 
 
-def test_scheduled_event_carries_request_and_schedule_name() -> None:
-    triggered = parse_schedule(event("schedule-nightly-verify.json"))
-    assert triggered.request.cluster_name == "orders-prod"
-    assert triggered.request.target_deployment_item_name == "orders-verify"
-    assert triggered.request.explicit_snapshot_id is None
-    assert triggered.requested_by.to_record() == {
-        "trigger": "schedule",
-        "caller": None,
-        "schedule": "nightly-verify",
-        "alarm": None,
-        "eventId": "7bf73129-1428-4cd3-a780-95db273d1602",
-    }
-
-
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        (lambda e: e.pop("detail"), "detail"),
-        (lambda e: e["detail"].pop("schedule"), "detail.schedule"),
-        (lambda e: e["detail"].update(schedule="bad name!"), "detail.schedule"),
-        (lambda e: e["detail"].update(extra=1), "detail"),
-        (lambda e: e["detail"].pop("request"), "detail.request"),
-        (lambda e: e["detail"]["request"].update(groupId="nope"), "detail.request.groupId"),
-        (lambda e: e["detail"]["request"].update(dryRun="false"), "detail.request.dryRun"),
         (lambda e: e.pop("id"), "id"),
         (lambda e: e.update(id="x" * 200), "id"),
+        (lambda e: e.pop("source"), "source"),
+        (lambda e: e["detail"].update(alarmName=""), "detail.alarmName"),
     ],
 )
-def test_bad_scheduled_events_name_the_field(change: Any, field: str) -> None:
-    sample = copy.deepcopy(event("schedule-nightly-verify.json"))
+def test_bad_alarm_events_name_the_field(change: Any, field: str) -> None:
+    sample = copy.deepcopy(event("alarm-into-alarm.json"))
     change(sample)
+    plans = load_recovery_plans(json.dumps({"orders-prod-data-loss": PLAN}))
     with pytest.raises(InvalidRequest) as caught:
-        parse_schedule(sample)
+        parse_alarm(sample, plans)
     assert field in [e["field"] for e in caught.value.errors]
 
 
-# --- a schedule asking for several restores -------------------------------------------------------------
-
-
-def listed(*requests: Any) -> dict[str, Any]:
-    sample = copy.deepcopy(event("schedule-nightly-verify-list.json"))
-    sample["detail"]["request"] = list(requests)
-    return sample
-
-
-def test_a_single_request_object_is_still_one_restore() -> None:
-    parsed = parse_schedule(event("schedule-nightly-verify.json"))
-    assert isinstance(parsed, TriggeredRestore)
-    assert parsed.request.cluster_name == "orders-prod"
-
-
-def test_a_list_sample_asks_for_each_restore_in_order() -> None:
-    sample = event("schedule-nightly-verify-list.json")
-    parsed = parse_schedule(sample)
-
-    assert isinstance(parsed, ScheduledRestores)
-    assert (parsed.schedule, parsed.event_id) == ("nightly-verify-all", sample["id"])
-    routes = [
-        (e.request.cluster_name, e.request.target_deployment_item_name)
-        for e in parsed.elements
-        if isinstance(e, TriggeredRestore)
-    ]
-    assert routes == [("orders-prod", "orders-verify"), ("billing-prod", "billing-verify")]
-    assert {e.requested_by.to_record()["schedule"] for _, e in parsed.valid} == {"nightly-verify-all"}
-    assert {e.requested_by.event_id for _, e in parsed.valid} == {sample["id"]}
-
-
-def test_a_list_of_one_is_a_list() -> None:
-    parsed = parse_schedule(listed(PLAN))
-    assert isinstance(parsed, ScheduledRestores) and len(parsed.valid) == 1
-
-
-def test_a_list_of_the_most_restores_is_accepted() -> None:
-    parsed = parse_schedule(listed(*[PLAN] * MAX_SCHEDULED_RESTORES))
-    assert isinstance(parsed, ScheduledRestores) and len(parsed.valid) == MAX_SCHEDULED_RESTORES == 10
-
-
-@pytest.mark.parametrize("size", [0, MAX_SCHEDULED_RESTORES + 1])
-def test_an_empty_or_too_long_list_refuses_the_whole_event(size: int) -> None:
-    with pytest.raises(InvalidRequest) as caught:
-        parse_schedule(listed(*[PLAN] * size))
-    (problem,) = caught.value.errors
-    assert problem["field"] == "detail.request"
-    assert "a list of 1 to 10" in problem["message"] and f"got a list of {size}" in problem["message"]
-
-
-def test_a_bad_element_is_named_by_its_index_and_the_others_stand() -> None:
-    parsed = parse_schedule(
-        listed(PLAN, {**PLAN, "clusterName": "orders prod", "priority": "high"}, "orders-prod", PLAN)
-    )
-
-    assert isinstance(parsed, ScheduledRestores)
-    assert [index for index, _ in parsed.valid] == [0, 3]
-    bad, not_an_object = parsed.elements[1], parsed.elements[2]
-    assert isinstance(bad, InvalidRequest) and isinstance(not_an_object, InvalidRequest)
-    assert {e["field"] for e in bad.errors} == {"detail.request[1].clusterName", "detail.request[1].priority"}
-    assert bad.message.startswith("detail.request[1]: ")
-    assert not_an_object.errors == [{"field": "detail.request[2]", "message": "must be a JSON object"}]
-
-
-def test_a_bad_schedule_name_refuses_a_list_too() -> None:
-    sample = listed(PLAN)
-    sample["detail"]["schedule"] = "no spaces allowed"
-    with pytest.raises(InvalidRequest) as caught:
-        parse_schedule(sample)
-    assert [e["field"] for e in caught.value.errors] == ["detail.schedule"]
+def test_a_scheduled_event_is_not_the_intakes_any_more() -> None:
+    # Scheduled verification is a plan's schedule, which starts a run: the intake does not take the old
+    # "Scheduled Event" shape (Lambda fails it and the dead-letter queue keeps it).
+    scheduled = {**event("alarm-into-alarm.json"), "detail-type": "Scheduled Event", "source": "aws.events"}
+    assert kind_of(scheduled) == "unknown"
 
 
 def test_alarm_into_alarm_starts_its_plan() -> None:

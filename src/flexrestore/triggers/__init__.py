@@ -2,7 +2,8 @@
 one intake flow (domain/intake.py) and its answer is shaped on the way back.
 
 - ``http``: API Gateway REST proxy events (the HTTP API); imported on the first API event only.
-- ``eventbridge``: a verification schedule's "Scheduled Event", a CloudWatch alarm's state change.
+- ``eventbridge``: a CloudWatch alarm's state change (its recovery plan). Scheduled verification does not
+  come here: a plan's schedule starts a verification run (statemachine/run.asl.json).
 """
 
 from __future__ import annotations
@@ -17,18 +18,17 @@ class UnknownEvent(RuntimeError):
     """An event the intake does not handle (raised to Lambda, so it is retried and then dead-lettered)."""
 
 
-SCHEDULED_EVENT = "Scheduled Event"
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 
 
 def kind_of(event: Any) -> str:
-    """``api``, ``schedule``, ``alarm`` or ``unknown``."""
+    """``api``, ``alarm`` or ``unknown``."""
     if not isinstance(event, dict):
         return "unknown"
     if "httpMethod" in event and "requestContext" in event:
         return "api"
     detail_type = event.get("detail-type")
-    return {SCHEDULED_EVENT: "schedule", ALARM_STATE_CHANGE: "alarm"}.get(str(detail_type), "unknown")
+    return "alarm" if detail_type == ALARM_STATE_CHANGE else "unknown"
 
 
 # API Gateway gives up on the caller after 29 s: an answer must be on its way well before.
@@ -47,11 +47,11 @@ def dispatch(event: Any, context: Any) -> dict[str, Any]:
         with bootstrap.atlas_budget(context, cap_seconds=API_ANSWER_SECONDS):
             result: dict[str, Any] = app.resolve(event, context)
         return result
-    if kind in ("schedule", "alarm"):
+    if kind == "alarm":
         from flexrestore.triggers import eventbridge
 
         with bootstrap.atlas_budget(context):
-            return eventbridge.handle(event, context, "schedule" if kind == "schedule" else "alarm")
+            return eventbridge.handle(event, context)
     keys = sorted(event)[:10] if isinstance(event, dict) else type(event).__name__
     logger.error("intake received an event it does not handle", extra={"eventKeys": keys})
     raise UnknownEvent(f"intake does not handle this event (keys: {keys})")
