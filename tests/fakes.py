@@ -19,11 +19,19 @@ from flexrestore.contracts import (
     RestoreRecord,
 )
 from flexrestore.contracts.events import OutcomeEvent
+from flexrestore.contracts.plan import PlanEntry
 from flexrestore.contracts.record import TimelineEntry
-from flexrestore.domain.errors import AtlasNotFound, AtlasUnavailable, RequestInProgress, TargetBusy
+from flexrestore.domain.errors import (
+    AtlasNotFound,
+    AtlasUnavailable,
+    PlanChanged,
+    RequestInProgress,
+    TargetBusy,
+)
 from flexrestore.domain.guards import GuardConfig
 from flexrestore.domain.hand_off import CreateStep
 from flexrestore.domain.intake import Intake, IntakeConfig
+from flexrestore.domain.plan_catalog import PlanCatalog
 from flexrestore.domain.ports import LockHolder, OutageState
 from flexrestore.domain.reconcile import Reconciler
 
@@ -427,6 +435,7 @@ class FakeNotifier:
 class FakeMetrics:
     counted: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     durations: list[tuple[str, float]] = field(default_factory=list)
+    values: list[tuple[str, float, str | None, str | None]] = field(default_factory=list)
 
     def count(self, name: str, dimension: str | None = None, value: str | None = None) -> None:
         self.counted.append((name, dimension, value))
@@ -434,8 +443,81 @@ class FakeMetrics:
     def duration(self, name: str, seconds: float) -> None:
         self.durations.append((name, seconds))
 
+    def value(
+        self,
+        name: str,
+        amount: float,
+        *,
+        unit: str = "Count",
+        dimension: str | None = None,
+        dimension_value: str | None = None,
+    ) -> None:
+        self.values.append((name, amount, dimension, dimension_value))
+
     def names(self) -> list[str]:
         return [name for name, _, _ in self.counted]
+
+
+# --- plans, their schedules, runs ----------------------------------------------------------------------
+
+
+@dataclass
+class MemoryPlans:
+    """The plans table: a put is conditional on the revision it replaces, like the adapter's."""
+
+    plans: dict[str, PlanEntry] = field(default_factory=dict)
+    faults: Faults = field(default_factory=Faults)
+
+    def get_plan(self, name: str) -> PlanEntry | None:
+        self.faults.check("get_plan")
+        return self.plans.get(name)
+
+    def put_plan(self, entry: PlanEntry, *, replaces: int | None) -> None:
+        self.faults.check("put_plan")
+        current = self.plans.get(entry.name)
+        if (current.revision if current else None) != replaces:
+            raise PlanChanged(f"plan {entry.name!r} was changed by another request; retry")
+        self.plans[entry.name] = entry
+
+    def delete_plan(self, name: str) -> bool:
+        self.faults.check("delete_plan")
+        return self.plans.pop(name, None) is not None
+
+    def list_plans(self) -> list[PlanEntry]:
+        return list(self.plans.values())
+
+
+@dataclass
+class FakeSchedules:
+    """EventBridge Scheduler: one schedule per plan name, as (expression, timezone)."""
+
+    schedules: dict[str, tuple[str, str]] = field(default_factory=dict)
+    faults: Faults = field(default_factory=Faults)
+
+    def put_schedule(self, plan_name: str, expression: str, timezone: str) -> str:
+        self.faults.check("put_schedule")
+        self.schedules[plan_name] = (expression, timezone)
+        return plan_name
+
+    def delete_schedule(self, plan_name: str) -> bool:
+        self.faults.check("delete_schedule")
+        return self.schedules.pop(plan_name, None) is not None
+
+    def scheduled_plans(self) -> list[str]:
+        return sorted(self.schedules)
+
+
+@dataclass
+class FakeRunStarts:
+    """The run state machine: one execution per run id."""
+
+    started: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    faults: Faults = field(default_factory=Faults)
+
+    def start_run(self, run_id: str, execution_input: Mapping[str, Any]) -> str:
+        self.faults.check("start_run")
+        self.started.setdefault(run_id, execution_input)
+        return f"arn:aws:states:us-east-1:123456789012:execution:flexrestore-verification-run:{run_id}"
 
 
 @dataclass
@@ -491,6 +573,16 @@ class World:
             pause=lambda seconds: None,
         )
         self.create_step = CreateStep(atlas=lambda: self.atlas, records=self.store, now=self.clock)
+        self.plans = MemoryPlans()
+        self.schedules = FakeSchedules()
+        self.run_starts = FakeRunStarts()
+        self.catalog = PlanCatalog(
+            plans=self.plans,
+            schedules=lambda: self.schedules,
+            runs=lambda: self.run_starts,
+            guards=lambda: self.guards,
+            now=self.clock,
+        )
         self.reconciler = Reconciler(
             records=self.store,
             locks=self.locks,

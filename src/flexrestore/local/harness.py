@@ -642,10 +642,16 @@ class OfflineStack:
         return saved.entry.to_json()
 
     def start_run(
-        self, plan_name: str, *, run_id: str | None = None, requested_by: dict[str, Any] | None = None
+        self,
+        plan_name: str,
+        *,
+        run_id: str | None = None,
+        requested_by: dict[str, Any] | None = None,
+        execution_name: str | None = None,
     ) -> str:
         """Start a verification run of a saved plan, as ``POST /plans/{name}/runs`` or its schedule would;
-        the execution's ARN (named after ``run_id``, a fresh one by default)."""
+        the execution's ARN (named after ``run_id``, a fresh one by default, unless ``execution_name``
+        names it otherwise: a run started again under another execution, as a redrive would)."""
         run_id = run_id or uuid.uuid4().hex
         document: dict[str, Any] = {
             "runId": run_id,
@@ -654,7 +660,9 @@ class OfflineStack:
             or {"trigger": "api", "caller": f"arn:aws:iam::{ACCOUNT_ID}:user/tester"},
         }
         answer = self._client("stepfunctions").start_execution(
-            stateMachineArn=self.run_state_machine_arn, name=run_id, input=json.dumps(document)
+            stateMachineArn=self.run_state_machine_arn,
+            name=execution_name or run_id,
+            input=json.dumps(document),
         )
         return str(answer["executionArn"])
 

@@ -87,7 +87,7 @@ def put_plan(name: Annotated[str, Path(pattern=PLAN_NAME_PATTERN)]) -> Response[
     document = decode_json_object(event.body or "", max_bytes=MAX_PLAN_BYTES, what="body")
     saved = bootstrap.plan_catalog().save(name, document, caller=_caller())
     body = {**plan_answer(saved.entry), "created": saved.created, "changes": saved.changes}
-    return _answer(201 if saved.created else 200, body, {"Location": f"/plans/{name}"})
+    return _answer(201, body, {"Location": f"/plans/{name}"}) if saved.created else _answer(200, body)
 
 
 @router.get(
