@@ -13,6 +13,7 @@ TIMED_OUT = 4  # the restore ended TIMED_OUT (not finished within the service's 
 ERROR = 5  # the restore ended ERROR (the service could not follow it to its end)
 REFUSED = 6  # the service refused the request (4xx: a guard, a bad request, a busy target, not found)
 NOT_AUTHORIZED = 7  # API Gateway refused the caller (403: not signed, bad signature, no execute-api:Invoke)
+RUN_PARTIAL = 8  # a watched verification run ended PARTIAL (some sources verified, not all)
 INTERRUPTED = 130  # Ctrl-C
 
 # A restore's final status -> the exit code that tells it.
@@ -25,7 +26,7 @@ OUTCOME_CODES = {
 }
 
 HELP = """exit codes:
-  0  done (a watched restore ended COMPLETED)
+  0  done (a watched restore ended COMPLETED, a watched run SUCCEEDED)
   1  the tool failed (no stack, no credentials, API unreachable, a 5xx answer)
   2  bad usage
   3  the restore ended FAILED
@@ -33,6 +34,7 @@ HELP = """exit codes:
   5  the restore ended ERROR
   6  refused by the service (4xx: a target guard, a bad request, a busy target, not found)
   7  not authorized by API Gateway (unsigned, wrong signature or credentials, no execute-api:Invoke)
+  8  a watched verification run ended PARTIAL (3: it ended FAILED, no source completed)
   130 interrupted"""
 
 
@@ -43,3 +45,11 @@ def outcome_code(final_statuses: list[str]) -> int:
         if status != "COMPLETED":
             return OUTCOME_CODES.get(status, ERROR)
     return OK
+
+
+# A verification run's final status -> the exit code that tells it.
+RUN_CODES = {"SUCCEEDED": OK, "PARTIAL": RUN_PARTIAL, "FAILED": FAILED}
+
+
+def run_code(final_status: str) -> int:
+    return RUN_CODES.get(final_status, ERROR)

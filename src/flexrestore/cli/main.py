@@ -1,14 +1,16 @@
-"""``flexrestore``: start, follow and list restores of the deployed service.
+"""``flexrestore``: start, follow and list restores of the deployed service, and manage its verification
+plans and runs.
 
     flexrestore restore start --group G --cluster C --target T [--watch]
-    flexrestore restore watch RESTORE_ID
-    flexrestore restore get RESTORE_ID
+    flexrestore restore watch|get RESTORE_ID
     flexrestore restore list [--cluster C] [--limit N]
+    flexrestore plan apply FILE...        (JSON or YAML)
+    flexrestore plan list | get NAME | delete NAME | run NAME [--watch]
+    flexrestore run get|watch RUN_ID | list [--plan NAME]
 
-The command tree is ``flexrestore <group> <command>``: each group is a module with a ``register(subparsers,
-parents, epilog)`` listed in :data:`GROUPS` (``restore`` now; ``plan`` and ``run`` slot in the same way once
-their API exists). Every command gets the same connection and output options (``parents``), its own
-``--help`` and the exit codes of :mod:`flexrestore.cli.exit_codes`.
+The command tree is ``flexrestore <group> <command>``: each group is a ``register(subparsers, parents,
+epilog)`` listed in :data:`GROUPS`. Every command gets the same connection and output options
+(``parents``), its own ``--help`` and the exit codes of :mod:`flexrestore.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from flexrestore.cli import exit_codes, restore
+from flexrestore.cli import exit_codes, plans, restore
 from flexrestore.cli.api import Api, CliError, Connection
 from flexrestore.cli.render import OUTPUTS, write_json
 
@@ -29,7 +31,11 @@ STACK_ENV = "FLEXRESTORE_STACK"
 API_URL_ENV = "FLEXRESTORE_API_URL"
 
 # The command groups, in the order --help lists them.
-GROUPS: tuple[Callable[[Any, Sequence[argparse.ArgumentParser], str], None], ...] = (restore.register,)
+GROUPS: tuple[Callable[[Any, Sequence[argparse.ArgumentParser], str], None], ...] = (
+    restore.register,
+    plans.register_plan,
+    plans.register_run,
+)
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -64,7 +70,8 @@ def common_options() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Operate the deployed Atlas Flex Restore service: start, follow and list restores. "
+        description="Operate the deployed Atlas Flex Restore service: start, follow and list restores; save, "
+        "run and follow verification plans. "
         "Finds the stack by name, reads its ApiUrl output and signs every request (SigV4, execute-api) "
         "with your AWS credentials.",
         epilog=exit_codes.HELP,
