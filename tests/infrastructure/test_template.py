@@ -69,7 +69,7 @@ def test_function_timeouts_atlas_timeouts_and_the_api_fit_together(sam: dict[str
 def test_a_poll_lambda_timeout_is_ridden_out_like_an_atlas_outage_never_ends_the_restore(
     sam: dict[str, Any],
 ) -> None:
-    definition = json.loads(checks.asl_text(sam))
+    definition = json.loads(checks.asl_text(sam, "RestoreStateMachine"))
     retriers = definition["States"]["Poll"]["Retry"]
     timeout = next(r for r in retriers if "Sandbox.Timedout" in r["ErrorEquals"])
     assert "States.Timeout" in timeout["ErrorEquals"]
@@ -351,7 +351,7 @@ def _set(path: list[str], value: Any) -> Callable[[dict[str, Any]], None]:
 
 
 def _rename_substitution(sam: dict[str, Any]) -> None:
-    _, props = checks.state_machine(sam)
+    props = checks.state_machines(sam)["RestoreStateMachine"]
     substitutions = props["DefinitionSubstitutions"]
     substitutions["PollFunctionArnTypo"] = substitutions.pop("PollFunctionArn")
 
@@ -385,7 +385,7 @@ def _let_poll_delete_records(sam: dict[str, Any]) -> None:
 
 
 def _drop_state_machine_invoke(sam: dict[str, Any]) -> None:
-    _, props = checks.state_machine(sam)
+    props = checks.state_machines(sam)["RestoreStateMachine"]
     props["Policies"] = [
         p
         for p in props["Policies"]
