@@ -19,7 +19,7 @@ import importlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -40,9 +40,6 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
     "secret-by-name": {"AtlasSecret": SECRET_NAME},
     "secret-by-arn": {
         "AtlasSecret": SECRET_ARN,
-        "VerificationSchedule": "cron(0 2 * * ? *)",
-        "VerificationRequest": '{"groupId": "65f1a2b3c4d5e6f708192a3b", "clusterName": "orders-prod", '
-        '"targetDeploymentItemName": "orders-verify"}',
         "NotificationEmail": "ops@example.com",
         "LambdaSubnetIds": "subnet-0a1b2c3d4e5f60718,subnet-0a1b2c3d4e5f60719",
         "LambdaSecurityGroupIds": "sg-0a1b2c3d4e5f60718",
@@ -53,17 +50,26 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
 # cfn-lint rules switched off, each with its reason. Keep this list short.
 IGNORED_LINT_RULES: dict[str, str] = {}
 
-# Actions that AWS does not let a policy scope to a resource; the only ones allowed on Resource "*".
-UNSCOPABLE_ACTIONS = {
-    # Step Functions log delivery to CloudWatch Logs (AWS documents these with Resource "*").
-    "logs:CreateLogDelivery",
-    "logs:GetLogDelivery",
-    "logs:UpdateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:DescribeResourcePolicies",
-    "logs:DescribeLogGroups",
+# Actions that AWS does not let a policy scope to a resource (the Service Authorization Reference lists no
+# resource type for them: a statement must say Resource "*"); the only ones allowed on Resource "*", each with
+# its reason.
+_LOG_DELIVERY = "Step Functions log delivery to CloudWatch Logs (AWS documents these with Resource '*')"
+UNSCOPABLE_ACTIONS: dict[str, str] = {
+    "logs:CreateLogDelivery": _LOG_DELIVERY,
+    "logs:GetLogDelivery": _LOG_DELIVERY,
+    "logs:UpdateLogDelivery": _LOG_DELIVERY,
+    "logs:DeleteLogDelivery": _LOG_DELIVERY,
+    "logs:ListLogDeliveries": _LOG_DELIVERY,
+    "logs:PutResourcePolicy": _LOG_DELIVERY,
+    "logs:DescribeResourcePolicies": _LOG_DELIVERY,
+    "logs:DescribeLogGroups": _LOG_DELIVERY,
+    # A task token is the capability: it names no resource an IAM policy could match (the reference lists no
+    # resource type for SendTaskSuccess, SendTaskFailure, SendTaskHeartbeat). Notify, Reconcile and the run's
+    # source step answer the run state machine's waiting Map iterations with it.
+    "states:SendTaskSuccess": "a task token names no resource IAM can scope to",
+    # Lists every schedule of the account; GroupName only filters the answer (no resource type either).
+    # Reconcile lists the stack's schedule group to delete schedules whose plan is gone.
+    "scheduler:ListSchedules": "a list action without a resource type",
 }
 
 # The AWS-managed policies a role may carry, with the actions they grant (not readable offline).
@@ -127,6 +133,34 @@ RESOURCE_SETTINGS: dict[str, str] = {
     "stepfunctions": "STATE_MACHINE_ARN",
     "sns": "NOTIFICATION_TOPIC_ARN",
     "events": "EVENT_BUS_NAME",
+}
+
+# No setting names the resource: the calls act on Resource "*" (their actions are UNSCOPABLE_ACTIONS).
+NO_SETTING = ""
+
+# The adapters whose calls name another resource than their service's usual one (above):
+# (module, class) -> {service: setting}.
+UNIT_RESOURCE_SETTINGS: dict[tuple[str, str], dict[str, str]] = {
+    ("flexrestore.aws.plans", "PlanTable"): {"dynamodb": "PLANS_TABLE"},
+    ("flexrestore.aws.runs", "RunTable"): {"dynamodb": "RUNS_TABLE"},
+    ("flexrestore.aws.executions", "RunStarts"): {"stepfunctions": "RUN_STATE_MACHINE_ARN"},
+    # SendTaskSuccess: the run state machine's task tokens, which name no resource.
+    ("flexrestore.aws.executions", "TaskCallbacks"): {"stepfunctions": NO_SETTING},
+    ("flexrestore.aws.schedules", "PlanSchedules"): {"scheduler": "SCHEDULE_GROUP"},
+}
+
+# A DynamoDB read that can go to a table's indexes is told apart by this suffix (``Query@index``): a unit
+# that names ``IndexName`` queries (or scans) an index, one that does not, the table itself.
+ON_INDEX = "@index"
+
+# Calls that need a permission on another resource besides their own: (service, operation) ->
+# [(service, the setting naming that resource, the operation it takes there)]. A schedule's target names the
+# role Scheduler assumes to start the run state machine: creating or updating it passes that role.
+IMPLIED_CALLS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
+    "scheduler": {
+        "CreateSchedule": (("iam", "SCHEDULER_ROLE_ARN", "PassRole"),),
+        "UpdateSchedule": (("iam", "SCHEDULER_ROLE_ARN", "PassRole"),),
+    },
 }
 
 # IAM has no action for a few API operations; they are authorised by the item-level actions they perform.
@@ -289,6 +323,7 @@ class Stack:
             "AWS::Logs::LogGroup": prefix.format("logs") + f"log-group:{name}:*",
             "AWS::Events::Rule": prefix.format("events") + f"rule/{name}",
             "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{name}",
+            "AWS::Scheduler::ScheduleGroup": prefix.format("scheduler") + f"schedule-group/{name}",
         }
         return by_type.get(kind, f"arn:aws:unknown:{REGION}:{ACCOUNT}:{name}")
 
@@ -539,6 +574,7 @@ class _Unit:
     name: str  # what other code calls it by ("" for a module's top level)
     nodes: tuple[ast.AST, ...]
     module: str
+    owner: str = ""  # the class it belongs to ("" for a module-level function or a module's top level)
 
 
 def _units(module: str, tree: ast.Module) -> list[_Unit]:
@@ -555,26 +591,128 @@ def _units(module: str, tree: ast.Module) -> list[_Unit]:
                 if isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef):
                     is_dunder = member.name.startswith("__") and member.name.endswith("__")
                     name = statement.name if is_dunder else member.name  # dunders run when the class is used
-                    units.append(_Unit(name, (member,), module))
+                    units.append(_Unit(name, (member,), module, statement.name))
                     top.extend(member.decorator_list)
                 elif not isinstance(member, definitions):
                     body.append(member)
-            units.append(_Unit(statement.name, tuple(body), module))
+            units.append(_Unit(statement.name, tuple(body), module, statement.name))
         elif not _type_checking_block(statement):  # imports for type checkers only never run
             top.append(statement)
     units.append(_Unit("", tuple(top), module))
     return units
 
 
-def _names(unit: _Unit) -> set[str]:
-    found: set[str] = set()
-    for root in unit.nodes:
-        for node in _walk_runtime(root):
-            if isinstance(node, ast.Name):
-                found.add(node.id)
-            elif isinstance(node, ast.Attribute):
-                found.add(node.attr)
-    return found
+@cache
+def _module_aliases(module: str, root: Path) -> frozenset[str]:
+    """The names a module binds to modules of our package by its imports (anywhere in it)."""
+    path = module_path(module, root)
+    if path is None:
+        return frozenset()
+    package = _package_of(module, path)
+    aliases: set[str] = set()
+    for node in ast.walk(_parse(path)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                aliases.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            base = _imported(node, package)[0]
+            for alias in node.names:
+                if module_path(f"{base}.{alias.name}", root) is not None:
+                    aliases.add(alias.asname or alias.name)
+    return frozenset(aliases)
+
+
+def _local_names(unit: _Unit) -> set[str]:
+    """The variables of a function or method unit (its parameters, the names it assigns, its loop and
+    comprehension targets): reading one (``for source in sources: ... source.index``) calls no function so
+    named."""
+    if len(unit.nodes) != 1 or not isinstance(unit.nodes[0], ast.FunctionDef | ast.AsyncFunctionDef):
+        return set()
+    function = unit.nodes[0]
+    local: set[str] = set()
+    declared: set[str] = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.arguments):
+            every = [*node.posonlyargs, *node.args, *node.kwonlyargs, node.vararg, node.kwarg]
+            local.update(argument.arg for argument in every if argument is not None)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            local.add(node.id)
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            declared.update(node.names)
+    return local - declared
+
+
+@cache
+def _class_bases(root: Path) -> dict[str, set[str]]:
+    """Every class of the package by name, with the names of its bases (by name: good enough to over-
+    approximate which classes an instance's methods can come from)."""
+    bases: dict[str, set[str]] = {}
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        for node in ast.walk(_parse(path)):
+            if isinstance(node, ast.ClassDef):
+                bases.setdefault(node.name, set()).update(
+                    ast.unparse(base).rpartition(".")[2] for base in node.bases
+                )
+    return bases
+
+
+@cache
+def _class_family(owner: str, root: Path) -> frozenset[str]:
+    """The classes whose methods ``self.f()`` in a method of ``owner`` can run: those in the method
+    resolution order of ``owner`` or of any subclass of it (an override, a mixin's method)."""
+    bases = _class_bases(root)
+
+    def closure(start: set[str], step: Callable[[str], set[str]]) -> set[str]:
+        found, pending = set(start), list(start)
+        while pending:
+            for other in step(pending.pop()) - found:
+                found.add(other)
+                pending.append(other)
+        return found
+
+    subclasses = closure({owner}, lambda c: {k for k, v in bases.items() if c in v})
+    return frozenset(closure(subclasses, lambda c: bases.get(c, set())))
+
+
+def _names(unit: _Unit, root: Path) -> tuple[set[str], set[str], set[str]]:
+    """What a unit can call by name: ``(any, methods, own methods)``. A name it reads (``f``,
+    ``module.f``) reaches any function, class or method so named; an attribute of anything but a module
+    (``record.f``) reaches only methods (a module-level function there was stored as a value, and that
+    value was named); an attribute of ``self`` or ``cls`` in a method reaches only the methods of its
+    class's family (``_class_family``). A name assigned to (``f = ...``, ``self.f = ...``, a dataclass field
+    ``f: int``) calls nothing."""
+    aliases = _module_aliases(unit.module, root)
+
+    def on_module(node: ast.AST) -> bool:
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        return isinstance(node, ast.Name) and node.id in aliases
+
+    def on_self(node: ast.AST) -> bool:
+        return bool(unit.owner) and isinstance(node, ast.Name) and node.id in ("self", "cls")
+
+    anything: set[str] = set()
+    methods: set[str] = set()
+    own: set[str] = set()
+    local = _local_names(unit)
+    for root_node in unit.nodes:
+        for node in _walk_runtime(root_node):
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store) and node.id not in local:
+                anything.add(node.id)
+            elif isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Store):
+                if on_module(node.value):
+                    anything.add(node.attr)
+                elif on_self(node.value):
+                    own.add(node.attr)
+                else:
+                    methods.add(node.attr)
+    return anything, methods, own
+
+
+# Decorators of a module-level object that wrap the function they decorate and register it nowhere (the
+# powertools Logger's): the function runs only when something calls it. A module of several Lambda handlers
+# (handlers/run.py) would otherwise reach every one of them from each.
+WRAPPING_DECORATORS = frozenset({"inject_lambda_context"})
 
 
 def _registered_functions(tree: ast.Module) -> set[str]:
@@ -593,26 +731,36 @@ def _registered_functions(tree: ast.Module) -> set[str]:
             node = node.func if isinstance(node, ast.Call) else node.value
         return node.id if isinstance(node, ast.Name) else None
 
+    def registers(decorator: ast.AST) -> bool:
+        called = decorator.func if isinstance(decorator, ast.Call) else decorator
+        wraps = isinstance(called, ast.Attribute) and called.attr in WRAPPING_DECORATORS
+        return root(decorator) in assigned and not wraps
+
     return {
         statement.name
         for statement in tree.body
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef)
-        and any(root(decorator) in assigned for decorator in statement.decorator_list)
+        and any(registers(decorator) for decorator in statement.decorator_list)
     }
 
 
 def reachable_code(handler_module: str, handler: str, root: Path) -> list[_Unit]:
     """The code a handler can run: its function, the top level of every module loaded on the way, and
     whatever those reach, following calls by name (a name reaches every function, method or class so named
-    in a loaded module). A module is loaded by an import at the top level of a loaded module, or by an import
-    inside a function that is reached: the wiring module imports every adapter, but only inside the
-    functions that build them. Errs on the side of finding too much: a stray match costs a permission, a
-    miss a crash."""
+    in a loaded module; see ``_names``). A method runs only on an instance of its class, so it is reached
+    once its name is and its class is (named by reached code: ``RestoreStore(...)``, a subclass's bases).
+    A module is loaded by an import at the top level of a loaded module, or by an import inside a function
+    that is reached: the wiring module imports every adapter, but only inside the functions that build them.
+    Errs on the side of finding too much: a stray match costs a permission, a miss a crash."""
     loaded: dict[str, list[_Unit]] = {}
     seen: dict[int, _Unit] = {}
     pending: list[_Unit] = []
     by_name: dict[str, list[_Unit]] = {}
-    names_wanted: set[str] = set()
+    names_wanted: set[str] = set()  # reaching anything so named
+    methods_wanted: set[str] = set()  # reaching methods so named
+    own_wanted: dict[str, set[str]] = {}  # reaching methods so named of these classes (``self.f()``)
+    classes: set[tuple[str, str]] = set()  # (module, class) of the classes reached
+    waiting: dict[tuple[str, str], list[_Unit]] = {}  # methods reached by name, of classes not (yet) reached
 
     def load(name: str) -> None:
         if name in loaded or not name.startswith(PACKAGE):
@@ -628,7 +776,13 @@ def reachable_code(handler_module: str, handler: str, root: Path) -> list[_Unit]
         registered = _registered_functions(_parse(path))
         for unit in units:
             by_name.setdefault(unit.name, []).append(unit)
-            if unit.name == "" or unit.name in names_wanted or unit.name in registered:
+            if (
+                unit.name == ""
+                or unit.name in names_wanted
+                or (unit.owner and unit.name in methods_wanted)
+                or unit.owner in own_wanted.get(unit.name, ())
+                or unit.name in registered
+            ):
                 pending.append(unit)
 
     def imports_of(unit: _Unit) -> list[str]:
@@ -647,27 +801,62 @@ def reachable_code(handler_module: str, handler: str, root: Path) -> list[_Unit]
         unit = pending.pop()
         if id(unit) in seen:
             continue
+        owner = (unit.module, unit.owner)
+        if unit.owner and unit.name != unit.owner and owner not in classes:
+            waiting.setdefault(owner, []).append(unit)
+            continue
+        if unit.owner and unit.name == unit.owner:  # the class body or a dunder: the class is in use
+            classes.add(owner)
+            pending.extend(waiting.pop(owner, ()))
         seen[id(unit)] = unit
         for module in imports_of(unit):
             load(module)
-        for name in _names(unit):
-            if name in names_wanted:
-                continue
+        anything, methods, own = _names(unit, root)
+        for name in anything - names_wanted:
             names_wanted.add(name)
             pending.extend(by_name.get(name, ()))
+        for name in methods - methods_wanted - names_wanted:
+            methods_wanted.add(name)
+            pending.extend(u for u in by_name.get(name, ()) if u.owner)
+        for name in own - methods_wanted - names_wanted:
+            family = _class_family(unit.owner, root)
+            if not family <= own_wanted.get(name, set()):
+                own_wanted.setdefault(name, set()).update(family)
+                pending.extend(u for u in by_name.get(name, ()) if u.owner in family)
     return list(seen.values())
 
 
+def adapter_setting(unit: _Unit, service: str) -> str:
+    """The setting naming the resource of ``service`` calls this unit makes (its adapter's, else the
+    service's)."""
+    return UNIT_RESOURCE_SETTINGS.get((unit.module, unit.owner), {}).get(
+        service, RESOURCE_SETTINGS.get(service, "")
+    )
+
+
 def code_facts(handler_module: str, handler: str, root: Path) -> CodeFacts:
+    """What the code a handler reaches needs. A unit's AWS calls are the operations of the clients it builds
+    (``client("dynamodb")``) that it calls itself; the setting naming their resource is its adapter's
+    (``UNIT_RESOURCE_SETTINGS``, else ``RESOURCE_SETTINGS``). A client a unit builds and hands to a library
+    is covered by ``LIBRARY_AWS_CALLS``."""
     aliases = settings_aliases()
     fields = set(aliases)
     units = reachable_code(handler_module, handler, root)
     env: set[str] = set()
-    services: set[str] = set()
-    called: set[str] = set()
     aws: dict[str, set[str]] = {}
     calls: dict[tuple[str, str], set[str]] = {}
+
+    def note(service: str, setting: str, operations: Iterable[str]) -> None:
+        aws.setdefault(service, set()).update(operations)
+        calls.setdefault((service, setting), set()).update(operations)
+        implied = IMPLIED_CALLS.get(service, {})
+        for operation in operations:
+            for implied_service, implied_setting, implied_operation in implied.get(operation, ()):
+                note(implied_service, implied_setting, (implied_operation,))
+
     for unit in units:
+        services: set[str] = set()
+        called: set[str] = set()
         for node in (n for root_node in unit.nodes for n in _walk_runtime(root_node)):
             if isinstance(node, ast.Attribute) and node.attr in fields:
                 env.add(aliases[node.attr])
@@ -709,15 +898,21 @@ def code_facts(handler_module: str, handler: str, root: Path) -> CodeFacts:
             )
             if used in LIBRARY_AWS_CALLS:
                 service, setting, operations = LIBRARY_AWS_CALLS[used]
-                aws.setdefault(service, set()).update(operations)
-                calls.setdefault((service, setting), set()).update(operations)
-    for service in services:
-        operations = _service_operations(service)
-        found = {operations[method] for method in called if method in operations}
-        found |= {op for op in operations.values() if op in called}  # get_paginator("Query") spellings
-        if found:
-            aws.setdefault(service, set()).update(found)
-            calls.setdefault((service, RESOURCE_SETTINGS.get(service, "")), set()).update(found)
+                note(service, setting, operations)
+        on_index = any(
+            (isinstance(n, ast.Constant) and n.value == "IndexName")
+            or (isinstance(n, ast.keyword) and n.arg == "IndexName")
+            for root_node in unit.nodes
+            for n in _walk_runtime(root_node)
+        )
+        for service in services:
+            operations = _service_operations(service)
+            found = {operations[method] for method in called if method in operations}
+            found |= {op for op in operations.values() if op in called}  # get_paginator("Query") spellings
+            if service == "dynamodb" and on_index:
+                found = {f"{op}{ON_INDEX}" if op in ("Query", "Scan") else op for op in found}
+            if found:
+                note(service, adapter_setting(unit, service), found)
     env = {name for name in env if not name.startswith(RUNTIME_ENV_PREFIXES)}
     modules = sorted({unit.module for unit in units if unit.name})
     return CodeFacts(modules=modules, env=env, aws=aws, calls=calls)
@@ -780,10 +975,11 @@ def check_environment(sam: dict[str, Any], stack: Stack) -> list[str]:
 
 
 def _resource_arns(service: str, operation: str, value: str) -> list[str]:
+    """The ARNs a call ``operation`` acts on, given the value of the setting that names its resource."""
     prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT}:"
     if service == "dynamodb":
         table = prefix.format("dynamodb") + f"table/{value}"
-        return [f"{table}/index/*"] if operation == "Query" else [table]
+        return [f"{table}/index/some-index"] if operation.endswith(ON_INDEX) else [table]
     if service == "secretsmanager":
         return [
             value if value.startswith("arn:") else prefix.format("secretsmanager") + f"secret:{value}-AbCdEf"
@@ -791,15 +987,19 @@ def _resource_arns(service: str, operation: str, value: str) -> list[str]:
     if service == "stepfunctions":
         if operation == "StartExecution":
             return [value]
+        # DescribeExecution: the executions of that state machine
         name = value.rsplit(":", 1)[-1]
-        return [prefix.format("states") + f"execution:{name}:some-restore-id"]
+        return [prefix.format("states") + f"execution:{name}:some-execution-name"]
     if service == "events":
         return [value if value.startswith("arn:") else prefix.format("events") + f"event-bus/{value}"]
+    if service == "scheduler":  # a schedule of the group the setting names (a plan's name)
+        return [prefix.format("scheduler") + f"schedule/{value}/some-plan"]
     return [value]
 
 
 def _iam_actions(service: str, operation: str) -> list[str]:
     iam_prefix = {"stepfunctions": "states"}.get(service, service)
+    operation = operation.removesuffix(ON_INDEX)
     operations = COMPOSITE_OPERATIONS.get((service, operation), (operation,))
     return [f"{iam_prefix}:{op}" for op in operations]
 
@@ -811,16 +1011,20 @@ def check_code_permissions(sam: dict[str, Any], stack: Stack) -> list[str]:
         statements = role_statements(stack, function_role(stack, function_id))
         env = function_env(stack, function_id)
         for (service, setting), operations in sorted(facts.calls.items()):
-            if setting not in facts.env:
-                problems.append(
-                    f"{function_id}: the code calls {service} but reads no {setting or 'setting'} "
-                    "to name its resource"
-                )
-                continue
-            if setting not in env:
-                continue  # reported by check_environment
             for operation in sorted(operations):
                 for action in _iam_actions(service, operation):
+                    if action in UNSCOPABLE_ACTIONS:  # acts on Resource "*", whatever names it
+                        if not allowed(statements, action, "*"):
+                            problems.append(f"{function_id}: {action} (on Resource '*') is not allowed")
+                        continue
+                    if setting not in facts.env:
+                        problems.append(
+                            f"{function_id}: the code calls {action} but reads no {setting or 'setting'} "
+                            "to name its resource"
+                        )
+                        continue
+                    if setting not in env:
+                        continue  # reported by check_environment
                     for arn in _resource_arns(service, operation, env[setting]):
                         if not allowed(statements, action, arn):
                             problems.append(f"{function_id}: {action} on {arn} ({setting}) is not allowed")
@@ -842,6 +1046,13 @@ def check_least_privilege(stack: Stack) -> list[str]:
     roles = {k for k, v in stack.resources.items() if v["Type"] == "AWS::IAM::Role"}
     tables = {stack.arn(k) for k, v in stack.resources.items() if v["Type"] == "AWS::DynamoDB::Table"}
     secret = _resource_arns("secretsmanager", "GetSecretValue", stack.parameter("AtlasSecret"))[0]
+    groups = [
+        stack.physical_name(k)
+        for k, v in stack.resources.items()
+        if v["Type"] == "AWS::Scheduler::ScheduleGroup"
+    ]
+    schedules = [f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{group}/" for group in groups]
+    stack_roles = {stack.arn(k) for k in roles}
     for role in sorted(roles):
         props = stack.resources[role]["Properties"]
         for arn in stack.resolve(props.get("ManagedPolicyArns", [])):
@@ -857,12 +1068,18 @@ def check_least_privilege(stack: Stack) -> list[str]:
                     problems.append(f"{role} ({statement.source}): {action} on Resource '*'")
                 service = action.split(":")[0]
                 for resource in statement.resources:
+                    if resource == "*" and action in UNSCOPABLE_ACTIONS:
+                        continue
                     if service == "dynamodb" and not any(
                         resource == t or resource.startswith(f"{t}/index/") for t in tables
                     ):
                         problems.append(
                             f"{role}: {action} on {resource}, which is not one of the stack's tables"
                         )
+                    if service == "scheduler" and not any(resource.startswith(s) for s in schedules):
+                        problems.append(f"{role}: {action} on {resource}, outside the stack's schedule group")
+                    if action == "iam:PassRole" and resource not in stack_roles:
+                        problems.append(f"{role}: {action} on {resource}, which is not a role of this stack")
                     if service == "kms" and resource != stack.parameter("AtlasSecretKmsKeyArn"):
                         problems.append(f"{role}: {action} on {resource}, not only the Atlas secret's key")
                     if service == "secretsmanager":
@@ -879,32 +1096,38 @@ def check_least_privilege(stack: Stack) -> list[str]:
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 
-def state_machine(sam: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    ((logical_id, resource),) = (
-        (k, v) for k, v in sam["Resources"].items() if v["Type"] == "AWS::Serverless::StateMachine"
-    )
-    return logical_id, resource["Properties"]
+def state_machines(sam: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state machine of the template: logical id -> its SAM properties."""
+    return {
+        logical_id: resource["Properties"]
+        for logical_id, resource in sam["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::StateMachine"
+    }
 
 
-def asl_text(sam: dict[str, Any]) -> str:
-    _, props = state_machine(sam)
-    return (REPO / props["DefinitionUri"]).read_text()
+def asl_text(sam: dict[str, Any], machine_id: str) -> str:
+    return (REPO / state_machines(sam)[machine_id]["DefinitionUri"]).read_text()
 
 
 def check_substitutions(sam: dict[str, Any]) -> list[str]:
-    _, props = state_machine(sam)
-    used = set(PLACEHOLDER.findall(asl_text(sam)))
-    given = set(props.get("DefinitionSubstitutions", {}))
-    return [
-        f"the ASL uses ${{{name}}} but DefinitionSubstitutions does not set it"
-        for name in sorted(used - given)
-    ] + [f"DefinitionSubstitutions sets {name} but the ASL never uses it" for name in sorted(given - used)]
+    problems = []
+    for machine_id, props in state_machines(sam).items():
+        used = set(PLACEHOLDER.findall(asl_text(sam, machine_id)))
+        given = set(props.get("DefinitionSubstitutions", {}))
+        problems += [
+            f"{machine_id}: the ASL uses ${{{name}}} but DefinitionSubstitutions does not set it"
+            for name in sorted(used - given)
+        ] + [
+            f"{machine_id}: DefinitionSubstitutions sets {name} but the ASL never uses it"
+            for name in sorted(given - used)
+        ]
+    return problems
 
 
-def substituted_definition(sam: dict[str, Any], stack: Stack) -> dict[str, Any]:
-    _, props = state_machine(sam)
+def substituted_definition(sam: dict[str, Any], stack: Stack, machine_id: str) -> dict[str, Any]:
+    props = state_machines(sam)[machine_id]
     values = {k: str(stack.resolve(v)) for k, v in props.get("DefinitionSubstitutions", {}).items()}
-    text = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), asl_text(sam))
+    text = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), asl_text(sam, machine_id))
     definition: dict[str, Any] = json.loads(text)
     return definition
 
@@ -912,11 +1135,13 @@ def substituted_definition(sam: dict[str, Any], stack: Stack) -> dict[str, Any]:
 def check_asl_parses(sam: dict[str, Any], stack: Stack) -> list[str]:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    try:
-        AmazonStateLanguageParser.parse(json.dumps(substituted_definition(sam, stack)))
-    except Exception as exc:
-        return [f"the ASL does not parse: {type(exc).__name__}: {exc}"]
-    return []
+    problems = []
+    for machine_id in state_machines(sam):
+        try:
+            AmazonStateLanguageParser.parse(json.dumps(substituted_definition(sam, stack, machine_id)))
+        except Exception as exc:
+            problems.append(f"{machine_id}: the ASL does not parse: {type(exc).__name__}: {exc}")
+    return problems
 
 
 def _task_states(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -976,21 +1201,28 @@ def asl_calls(definition: dict[str, Any]) -> list[tuple[str, str, str]]:
     return calls
 
 
+def state_machine_role(stack: Stack, machine_id: str) -> str:
+    role = stack.resources[machine_id]["Properties"]["RoleArn"]
+    if not (isinstance(role, dict) and "Fn::GetAtt" in role):
+        raise Unresolvable(f"{machine_id} uses a role this check cannot follow: {role}")
+    return str(role["Fn::GetAtt"][0])
+
+
 def check_state_machine_permissions(sam: dict[str, Any], stack: Stack) -> list[str]:
-    logical_id, _ = state_machine(sam)
-    role = stack.resources[logical_id]["Properties"]["RoleArn"]
-    statements = role_statements(stack, role["Fn::GetAtt"][0])
     problems = []
     functions = {stack.arn(k) for k in lambda_functions(stack)}
-    for state, action, resource in asl_calls(substituted_definition(sam, stack)):
-        if action.startswith("<unknown"):
-            problems.append(f"state {state}: {action}")
-        elif "$" in resource or resource == "<dynamic>" or "${" in resource:
-            problems.append(f"state {state}: {action} on a resource chosen at run time; name it in the ASL")
-        elif not allowed(statements, action, resource):
-            problems.append(f"state {state}: {action} on {resource} is not allowed by the state machine role")
-        if action == "lambda:InvokeFunction" and resource not in functions:
-            problems.append(f"state {state}: invokes {resource}, which is not a function of this stack")
+    for machine_id in state_machines(sam):
+        statements = role_statements(stack, state_machine_role(stack, machine_id))
+        for state, action, resource in asl_calls(substituted_definition(sam, stack, machine_id)):
+            where = f"{machine_id} state {state}"
+            if action.startswith("<unknown"):
+                problems.append(f"{where}: {action}")
+            elif "$" in resource or resource == "<dynamic>" or "${" in resource:
+                problems.append(f"{where}: {action} on a resource chosen at run time; name it in the ASL")
+            elif not allowed(statements, action, resource):
+                problems.append(f"{where}: {action} on {resource} is not allowed by the state machine role")
+            if action == "lambda:InvokeFunction" and resource not in functions:
+                problems.append(f"{where}: invokes {resource}, which is not a function of this stack")
     return problems
 
 
@@ -1012,12 +1244,20 @@ def _table_shape(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_tables(stack: Stack) -> list[str]:
-    from flexrestore.aws.table_schema import idempotency_table_definition, restores_table_definition
+    from flexrestore.aws.table_schema import (
+        idempotency_table_definition,
+        plans_table_definition,
+        restores_table_definition,
+        runs_table_definition,
+    )
 
     problems = []
+    # variable -> (its shape, the TTL attribute if any, whether it must have point-in-time recovery)
     expected = {
-        "RESTORES_TABLE": (restores_table_definition("x"), None),
-        "IDEMPOTENCY_TABLE": (idempotency_table_definition("x"), "expiration"),
+        "RESTORES_TABLE": (restores_table_definition("x"), None, True),
+        "IDEMPOTENCY_TABLE": (idempotency_table_definition("x"), "expiration", False),
+        "PLANS_TABLE": (plans_table_definition("x"), None, True),
+        "RUNS_TABLE": (runs_table_definition("x"), None, True),
     }
     # Find each table through the variable the functions receive, not by logical id.
     tables: dict[str, str] = {}
@@ -1027,7 +1267,7 @@ def check_tables(stack: Stack) -> list[str]:
         ).items():
             if name in expected:
                 tables[name] = value
-    for variable, (definition, ttl) in expected.items():
+    for variable, (definition, ttl, pitr) in expected.items():
         matches = [
             k
             for k, v in stack.resources.items()
@@ -1036,7 +1276,8 @@ def check_tables(stack: Stack) -> list[str]:
         if not matches:
             problems.append(f"no table of the stack is passed as {variable}")
             continue
-        props = stack.resources[matches[0]]["Properties"]
+        resource = stack.resources[matches[0]]
+        props = resource["Properties"]
         want, have = _table_shape(definition), _table_shape(props)
         for key in want:
             if want[key] != have[key]:
@@ -1047,10 +1288,10 @@ def check_tables(stack: Stack) -> list[str]:
             problems.append(f"{matches[0]} ({variable}): TTL must be on {ttl}")
         if not props.get("SSESpecification", {}).get("SSEEnabled"):
             problems.append(f"{matches[0]} ({variable}): SSE is not enabled")
-        if variable == "RESTORES_TABLE" and not props.get("PointInTimeRecoverySpecification", {}).get(
-            "PointInTimeRecoveryEnabled"
-        ):
+        if pitr and not props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
             problems.append(f"{matches[0]} ({variable}): point-in-time recovery is off")
+        if pitr and resource.get("DeletionPolicy") != "Retain":
+            problems.append(f"{matches[0]} ({variable}): a stack deletion would delete it (DeletionPolicy)")
     return problems
 
 
@@ -1097,16 +1338,39 @@ def check_time_budgets(sam: dict[str, Any], stack: Stack) -> list[str]:
     return problems
 
 
-METRIC_CALLS = ("add_metric", "count", "duration")  # powertools, and the domain's Metrics port
+METRIC_CALLS = ("add_metric", "count", "duration", "value")  # powertools, and the domain's Metrics port
+
+
+def _string_constants(root: Path) -> dict[str, set[str]]:
+    """Module-level ``NAME = "text"`` (or ``NAME: Final = "text"``) of the package: name -> its values."""
+    constants: dict[str, set[str]] = {}
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        for statement in _parse(path).body:
+            targets = (
+                statement.targets
+                if isinstance(statement, ast.Assign)
+                else [statement.target]
+                if isinstance(statement, ast.AnnAssign)
+                else []
+            )
+            value = getattr(statement, "value", None)
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        constants.setdefault(target.id, set()).add(value.value)
+    return constants
 
 
 def emitted_metrics(root: Path = REPO / "src") -> set[str]:
-    """Metric names the code can emit (powertools ``add_metric``, the Metrics port's ``count``/``duration``).
+    """Metric names the code can emit (powertools ``add_metric``, the Metrics port's ``count``, ``duration``
+    and ``value``).
 
-    A literal name counts; a computed one (``ENDING_METRICS[status]``) counts every CamelCase string value of
-    that module's dict literals, which is where such tables live.
+    A literal name counts, and so does a module-level string constant (``METRIC_RUN_NOT_SUCCEEDED``); a
+    computed one (``ENDING_METRICS[status]``) counts every CamelCase string value of that module's dict
+    literals, which is where such tables live.
     """
     names: set[str] = set()
+    constants = _string_constants(root)
     for path in sorted((root / PACKAGE).rglob("*.py")):
         tree = _parse(path)
         calls = [
@@ -1120,6 +1384,15 @@ def emitted_metrics(root: Path = REPO / "src") -> set[str]:
             )
             if isinstance(name, ast.Constant) and isinstance(name.value, str):
                 names.add(name.value)
+            elif (
+                isinstance(name, ast.Name | ast.Attribute)
+                and (name.id if isinstance(name, ast.Name) else name.attr) in constants
+            ):
+                names.update(
+                    value
+                    for value in constants[name.id if isinstance(name, ast.Name) else name.attr]
+                    if re.fullmatch(r"[A-Z][a-z]+[A-Za-z]*", value)
+                )
             elif name is not None:
                 for node in ast.walk(tree):
                     if isinstance(node, ast.Dict):
@@ -1150,9 +1423,10 @@ def check_no_unused_grants(sam: dict[str, Any], stack: Stack) -> list[str]:
     used_by_role: dict[str, set[str]] = {}
     for function_id, facts in facts_by_function(sam, stack).items():
         used_by_role[function_role(stack, function_id)] = used_actions(facts)
-    machine_id, _ = state_machine(sam)
-    machine_role = stack.resources[machine_id]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
-    used_by_role[machine_role] = {action for _, action, _ in asl_calls(substituted_definition(sam, stack))}
+    for machine_id in state_machines(sam):
+        used_by_role[state_machine_role(stack, machine_id)] = {
+            action for _, action, _ in asl_calls(substituted_definition(sam, stack, machine_id))
+        }
     for role, used in sorted(used_by_role.items()):
         for statement in role_statements(stack, role):
             for action in statement.actions:
