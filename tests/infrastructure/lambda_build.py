@@ -1,7 +1,7 @@
 """What `sam build` puts into the Lambda artifacts, checked offline (no sam, no python3.13 needed).
 
 - Code: every function is built by src/Makefile's ``build-%`` rule (Metadata BuildMethod: makefile, CodeUri
-  src/), which keeps everything under src/flexrestore except local/ and simulator/.
+  src/), which keeps everything under src/flexrestore except local/, cli/ and simulator/.
 - Dependencies: one layer shared by every function (Globals Layers), built by sam's Python builder from
   requirements/lambda/requirements.txt, the lock that the test environments are installed from as well.
 
@@ -26,7 +26,7 @@ from tests.infrastructure.checks import PACKAGE, REPO, code_uri
 LOCK = REPO / "requirements" / "lambda" / "requirements.txt"
 CODE_MAKEFILE = REPO / "src" / "Makefile"
 # What production never runs: these subpackages stay out of every function (src/Makefile, NOT_DEPLOYED).
-NOT_DEPLOYED = ("local", "simulator")
+NOT_DEPLOYED = ("local", "simulator", "cli")
 PIN = re.compile(r"([a-z0-9]+(?:-[a-z0-9]+)*)==([^\s;#=<>!~]+)")
 
 
