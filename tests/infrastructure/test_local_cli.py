@@ -13,7 +13,6 @@ import pytest
 from flexrestore.local import cli, demo
 from flexrestore.local.flow import run_flow
 from flexrestore.local.inputs import load_event
-from flexrestore.local.view import summary_line
 from tests.infrastructure.checks import REPO
 
 EVENTS = REPO / "events"
@@ -69,46 +68,6 @@ def test_a_failed_restore_is_a_flow_that_ran(capfd: pytest.CaptureFixture[str]) 
     assert result["final_status"] == "FAILED"
     assert [e["detail-type"] for e in result["events"]] == ["Flex Restore Failed"]
     assert result["record"]["error"]["code"]
-
-
-def test_the_schedule_sample_restores_and_records_who_asked(capfd: pytest.CaptureFixture[str]) -> None:
-    result = run_json(capfd, "--event", str(EVENTS / "schedule-nightly-verify.json"))
-
-    assert result["trigger"] == "schedule" and result["http_status"] is None
-    assert result["final_status"] == "COMPLETED"
-    assert result["record"]["requestedBy"]["schedule"] == "nightly-verify"
-
-
-def test_the_schedule_list_sample_reports_each_restore(capfd: pytest.CaptureFixture[str]) -> None:
-    result = run_json(capfd, "--event", str(EVENTS / "schedule-nightly-verify-list.json"))
-
-    # The documented keys describe the first restore; "restores" (only for a list) has one entry each.
-    assert tuple(result) == (*cli.RESULT_KEYS, "restores")
-    restores = result["restores"]
-    assert [tuple(r) for r in restores] == [cli.RESTORE_KEYS] * 2
-    assert [(r["index"], r["status_code"], r["final_status"]) for r in restores] == [
-        (0, 202, "COMPLETED"),
-        (1, 202, "COMPLETED"),
-    ]
-    assert [r["record"]["targetDeploymentItemName"] for r in restores] == ["orders-verify", "billing-verify"]
-    assert {r["record"]["requestedBy"]["schedule"] for r in restores} == {"nightly-verify-all"}
-    assert (result["restore_id"], result["final_status"]) == (restores[0]["restore_id"], "COMPLETED")
-    assert result["record"] == restores[0]["record"]
-    told = sorted(n["record"]["targetDeploymentItemName"] for n in result["notifications"])
-    assert told == ["billing-verify", "orders-verify"]  # each ending told (in the order they end)
-    creates = [
-        c for c in result["atlas_calls"] if c["method"] == "POST" and c["path"].endswith("/restoreJobs")
-    ]
-    assert len(creates) == 2
-
-    assert cli.main(["--event", str(EVENTS / "schedule-nightly-verify-list.json")]) == 0
-    out, _ = capfd.readouterr()
-    assert "Intake   answer: 2 restores asked for" in out
-    assert "request[1]: restore " in out and "of 65f1a2b3c4d5e6f708192a3b/billing-prod" in out
-    # Both restores measure Atlas's simulated minute: a poll loop does not move the shared virtual clock
-    # while the intake is still at work on the next restore.
-    assert re.search(r"Outcome  request\[0\] COMPLETED \(RTO 1 min 05 s\)\n", out)
-    assert re.search(r"Outcome  request\[1\] COMPLETED \(RTO 1 min 05 s\)\n", out)
 
 
 def test_the_alarm_sample_uses_the_demo_plan_unless_recovery_plans_is_set(
@@ -231,12 +190,7 @@ def test_another_atlas_with_a_secret_file_never_shows_the_secret(
 def test_the_demo_runs_every_sample_and_ends_with_one_line_each(
     capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    names = (
-        "alarm-into-ok.json",
-        "api-post-restore-bad.json",
-        "schedule-nightly-verify-list.json",
-        "schedule-nightly-verify.json",
-    )
+    names = ("alarm-into-alarm.json", "alarm-into-ok.json", "api-post-restore-bad.json")
     for name in names:
         shutil.copy(EVENTS / name, tmp_path / name)
 
@@ -246,46 +200,12 @@ def test_the_demo_runs_every_sample_and_ends_with_one_line_each(
     assert code == 0
     summary = out.split("== Summary:")[1].strip().splitlines()[1:]
     assert [line.split()[:2] for line in summary] == [
+        ["alarm-into-alarm.json", "COMPLETED"],
         ["alarm-into-ok.json", "REFUSED"],
         ["api-post-restore-bad.json", "REFUSED"],
-        ["schedule-nightly-verify-list.json", "COMPLETED"],
-        ["schedule-nightly-verify.json", "COMPLETED"],
     ]
-    # A list: each restore's outcome on its line.
-    assert re.search(
-        r"  2 restores: COMPLETED \(RTO 1 min 05 s\), COMPLETED \(RTO 1 min 05 s\)  ", summary[2]
-    )
-
-
-def test_a_demo_summary_of_a_list_says_how_each_restore_ended() -> None:
-    def element(index: int, status: str, seconds: int | None, code: str | None = None) -> dict[str, Any]:
-        record = {"durationSeconds": seconds} if seconds is not None else None
-        return {
-            "index": index,
-            "status_code": 202 if record else 400,
-            "error_code": code,
-            "final_status": status,
-            "record": record,
-        }
-
-    result = {
-        "final_status": "COMPLETED",
-        "http_status": None,
-        "atlas_calls": [{}] * 9,
-        "state_transitions": 12,
-        "virtual_seconds": 110.0,
-        "restores": [
-            element(0, "COMPLETED", 65),
-            element(1, "REFUSED", None, "INVALID_REQUEST"),
-            element(2, "FAILED", 50),
-        ],
-    }
-    line = summary_line("nightly.json", result)
-    assert line.split()[:2] == ["nightly.json", "MIXED"]
-    assert (
-        "3 restores: COMPLETED (RTO 1 min 05 s), REFUSED (400 INVALID_REQUEST), FAILED (after 50 s)" in line
-    )
-    assert line.endswith("9 Atlas calls  12 state transitions  1 min 50 s on the clock")
+    assert re.search(r"  RTO 1 min 05 s  \d+ Atlas calls  \d+ state transitions  ", summary[0])
+    assert "  not-into-alarm  0 Atlas calls  " in summary[1]
 
 
 def test_the_demo_runs_the_get_sample_after_the_post_sample(
@@ -308,7 +228,7 @@ def test_the_demo_runs_the_get_sample_after_the_post_sample(
 def test_an_intake_fault_on_an_event_is_shown_as_the_error_lambda_would_retry(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    code = cli.main(["--event", str(EVENTS / "schedule-nightly-verify.json"), "--scenario", "garbage"])
+    code = cli.main(["--event", str(EVENTS / "alarm-into-alarm.json"), "--scenario", "garbage"])
     out, _ = capfd.readouterr()
 
     assert code == 0  # the flow ran; the event would be retried, then dead-lettered
@@ -333,7 +253,6 @@ def test_the_flow_result_is_typed_and_its_json_is_the_documented_object() -> Non
     result = run_flow(load_event(EVENTS / "api-post-restore.json"))
 
     assert result.location == f"/restores/{result.restore_id}"
-    assert result.final_statuses == ["COMPLETED"]
     data = result.to_json()
     assert tuple(data) == cli.RESULT_KEYS
     assert json.loads(json.dumps(data)) == data  # plain JSON all the way down
@@ -347,7 +266,7 @@ def test_the_flow_result_is_typed_and_its_json_is_the_documented_object() -> Non
         ("api-post-restore.json", "ok", 0),
         ("api-post-restore.json", "fail", 3),
         ("api-post-restore-bad.json", "ok", 6),
-        ("schedule-nightly-verify-list.json", "ok", 0),
+        ("alarm-into-ok.json", "ok", 6),
     ],
 )
 def test_fail_on_outcome_exits_with_the_restores_ending(
@@ -370,13 +289,3 @@ def test_fail_on_outcome_codes_are_in_the_help(capfd: pytest.CaptureFixture[str]
     assert "--fail-on-outcome" in out
     for line in ("3   FAILED", "4   TIMED_OUT", "5   ERROR", "6   REFUSED"):
         assert line in out
-
-
-def test_fail_on_outcome_of_a_scheduled_list_is_its_first_restore_not_completed() -> None:
-    from flexrestore.cli.exit_codes import outcome_code
-
-    assert outcome_code(["COMPLETED", "COMPLETED"]) == 0
-    assert outcome_code(["COMPLETED", "TIMED_OUT", "FAILED"]) == 4
-    assert outcome_code(["REFUSED"]) == 6
-    assert outcome_code(["ERROR"]) == 5
-    assert outcome_code(["SOMETHING-NEW"]) == 5

@@ -7,15 +7,13 @@ simulator (``--scenario`` picks its behaviour) on a virtual clock, so a 30-minut
 ``--secret-file`` or the environment; the clock is then real.
 
 Without ``--json`` it shows a person what happens (``local/view.py``); with ``--json`` it prints exactly one
-JSON object (:meth:`~flexrestore.local.flow.FlowResult.to_json`: keys in :data:`RESULT_KEYS`; a schedule
-whose ``detail.request`` is a list adds ``restores``, one entry per element, and the documented keys describe
-its first element). While the flow runs, the handlers' own output goes to a log file (``--log``;
-``local/capture.py``).
+JSON object (:meth:`~flexrestore.local.flow.FlowResult.to_json`: keys in :data:`RESULT_KEYS`). While the
+flow runs, the handlers' own output goes to a log file (``--log``; ``local/capture.py``).
 
 Exit codes: 0 whenever the flow ran, whatever the restore's outcome; with ``--fail-on-outcome``, the
-restore's ending instead (0 COMPLETED, 3 FAILED, 4 TIMED_OUT, 5 ERROR, 6 REFUSED; for a scheduled list, the
-first restore that did not complete), the codes of the ``flexrestore`` command. 2 for bad usage (unreadable
-event, unknown scenario, missing credentials), 1 when the tool itself failed, 130 when interrupted.
+restore's ending instead (0 COMPLETED, 3 FAILED, 4 TIMED_OUT, 5 ERROR, 6 REFUSED), the codes of the
+``flexrestore`` command. 2 for bad usage (unreadable event, unknown scenario, missing credentials), 1 when
+the tool itself failed, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -31,17 +29,17 @@ from pathlib import Path
 
 from flexrestore.cli import exit_codes
 from flexrestore.local.capture import handler_output_to
-from flexrestore.local.flow import RESTORE_KEYS, RESULT_KEYS, FlowResult, run_flow
+from flexrestore.local.flow import RESULT_KEYS, FlowResult, run_flow
 from flexrestore.local.inputs import DEFAULT_EVENT, UsageError, load_event, load_secret
 from flexrestore.local.view import HumanView
 
-__all__ = ["RESTORE_KEYS", "RESULT_KEYS", "build_parser", "main"]
+__all__ = ["RESULT_KEYS", "build_parser", "main"]
 
 EXIT_CODES = """exit codes:
   0   the flow ran (with --fail-on-outcome: the restore ended COMPLETED)
   1   the tool itself failed
   2   bad usage (unreadable event, unknown scenario, missing credentials)
-  with --fail-on-outcome, when the restore did not complete (a scheduled list: its first such restore):
+  with --fail-on-outcome, when the restore did not complete:
   3   FAILED
   4   TIMED_OUT
   5   ERROR
@@ -162,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if args.fail_on_outcome:
-        return exit_codes.outcome_code(result.final_statuses)
+        return exit_codes.outcome_code([result.final_status])
     return exit_codes.OK
 
 

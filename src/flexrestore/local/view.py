@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from flexrestore.local.flow import RESTORES_KEY, FlowResult, IntakeAnswer, Progress
+from flexrestore.local.flow import FlowResult, IntakeAnswer, Progress
 
 
 def _data(result: FlowResult | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -43,12 +43,6 @@ def describe_request(event: dict[str, Any], trigger: str) -> list[str]:
         return lines
     raw_detail = event.get("detail")
     detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
-    if trigger == "schedule":
-        request = json.dumps(detail.get("request"), ensure_ascii=False)
-        return [
-            f"scheduled verification '{detail.get('schedule')}' at {event.get('time')}",
-            f"request: {request}",
-        ]
     if trigger == "alarm":
         state = (detail.get("state") or {}).get("value")
         previous = (detail.get("previousState") or {}).get("value")
@@ -56,27 +50,9 @@ def describe_request(event: dict[str, Any], trigger: str) -> list[str]:
     return [f"an event the intake does not know (keys: {', '.join(sorted(event)[:8])})"]
 
 
-def _element_summary(element: Mapping[str, Any]) -> str:
-    record = element.get("record") or {}
-    if record.get("durationSeconds") is not None:
-        label = "RTO" if element["final_status"] == "COMPLETED" else "after"
-        return f"{element['final_status']} ({label} {_duration(float(record['durationSeconds']))})"
-    if element["final_status"] == "REFUSED" and element.get("error_code"):
-        return f"REFUSED ({element['status_code']} {element['error_code']})"
-    return str(element["final_status"])
-
-
 def summary_line(name: str, flow_result: FlowResult | Mapping[str, Any]) -> str:
-    """One line per run: what ran, how it ended, how long it took. A scheduled list: one status when all
-    its restores ended alike (else MIXED), then each restore's outcome."""
+    """One line per run: what ran, how it ended, how long it took."""
     result = _data(flow_result)
-    restores = result.get(RESTORES_KEY)
-    if restores:
-        statuses = {element["final_status"] for element in restores}
-        status = statuses.pop() if len(statuses) == 1 else "MIXED"
-        parts = [f"{name:<40}", f"{status:<9}"]
-        parts.append(f"{len(restores)} restores: " + ", ".join(_element_summary(e) for e in restores))
-        return "  ".join([*parts, *_summary_tail(result)])
     parts = [f"{name:<40}", f"{result['final_status']:<9}"]
     if result["http_status"] is not None:
         parts.append(f"HTTP {result['http_status']}")
@@ -142,23 +118,7 @@ class HumanView:
         body = response.get("body") if answer.trigger == "api" and isinstance(response, dict) else response
         status = f"HTTP {answer.http_status}" if answer.http_status is not None else "answer"
         details = body if isinstance(body, dict) else {}
-        listed = details.get("restores") if answer.trigger == "schedule" else None
-        if isinstance(listed, list):
-            self.line(f"Intake   answer: {len(listed)} restores asked for")
-            for element in listed:
-                where = f"request[{element.get('index')}]"
-                if element.get("restoreId"):
-                    self.line(
-                        f"         {where}: restore {element['restoreId']} created, Atlas restore job "
-                        f"{element.get('restoreJobId')} ({element.get('status')}), "
-                        f"snapshot {element.get('snapshotId')} of {element.get('source')}"
-                    )
-                else:
-                    self.line(
-                        f"         {where}: {element.get('statusCode')} {element.get('errorCode')}: "
-                        f"{element.get('message')}"
-                    )
-        elif answer.restore_id and answer.http_status == 200:  # GET /restores/{id}: the record
+        if answer.restore_id and answer.http_status == 200:  # GET /restores/{id}: the record
             self.line(
                 f"Intake   {status}: restore {answer.restore_id} is "
                 f"{details.get('finalStatus') or details.get('status')}, Atlas restore job "
@@ -194,14 +154,9 @@ class HumanView:
                 outcome += f" (Atlas restore itself {_duration(float(record['atlasDurationSeconds']))})"
         if isinstance(record.get("error"), dict):
             outcome += f"  error {record['error'].get('code')}: {record['error'].get('message')}"
-        restores = result.get(RESTORES_KEY)
-        if restores:
-            for element in restores:
-                self.line(f"Outcome  request[{element['index']}] {_element_summary(element)}")
-        else:
-            self.line(outcome)
-            for timeline in record.get("timeline") or []:
-                self.line(f"           {timeline.get('at')}  {timeline.get('status')}")
+        self.line(outcome)
+        for timeline in record.get("timeline") or []:
+            self.line(f"           {timeline.get('at')}  {timeline.get('status')}")
         for message in result["notifications"]:
             self.line(f"Notified SNS: {message.get('subject')}")
         for event in result["events"]:
@@ -216,9 +171,8 @@ class HumanView:
             for call in result["atlas_calls"]:
                 self.line(f"           {call['method']:<5} {call['path']}  -> {call['status']}")
         if self.show_record and result["record"] is not None:
-            label = "Record   (request[0]) " if result.get(RESTORES_KEY) else "Record   "
             self.line(
-                label
+                "Record   "
                 + json.dumps(result["record"], indent=2, ensure_ascii=False).replace("\n", "\n         ")
             )
         if log_path:
