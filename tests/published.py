@@ -11,10 +11,23 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
+import regex
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = REPO / "docs" / "events"
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """``pattern`` with the ``regex`` module: the contracts' patterns use ``\\p{L}``/``\\p{N}``
+    (``contracts/patterns.py``), which pydantic's regex and consumers' ECMA-262 engines know and Python's
+    ``re``, jsonschema's default, does not."""
+    if validator.is_type(instance, "string") and not regex.search(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 2020-12 with that one keyword replaced.
+Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 def event_schema_path(detail_type: str) -> Path:
@@ -34,7 +47,7 @@ def assert_published_event(event: dict[str, Any]) -> dict[str, Any]:
     schema = event_schema(str(event["detail-type"]))
     problems = [
         f"{'/'.join(str(p) for p in error.absolute_path)}: {error.message}"
-        for error in Draft202012Validator(schema, format_checker=FormatChecker()).iter_errors(event)
+        for error in Validator(schema, format_checker=FormatChecker()).iter_errors(event)
     ]
     assert problems == [], problems
     detail_schema = schema["$defs"][schema["properties"]["detail"]["$ref"].rsplit("/", 1)[-1]]
@@ -111,5 +124,5 @@ def body_problems(documented: dict[str, Any], body: Any) -> list[str]:
     schema = documented.get("content", {}).get(JSON, {}).get("schema")
     if schema is None:
         return []
-    validator = Draft202012Validator({**_strict(schema), "components": _strict_components()})
+    validator = Validator({**_strict(schema), "components": _strict_components()})
     return [f"{'/'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
