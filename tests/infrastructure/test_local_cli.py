@@ -1,4 +1,5 @@
-"""Local mode as a user runs it: `flexrestore-local` and the demo, on the sample events in events/."""
+"""Local mode as a user runs it: `flexrestore-local` and the demo, on the sample events in events/ and the
+sample plans in examples/plans/."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from flexrestore.local.inputs import load_event
 from tests.infrastructure.checks import REPO
 
 EVENTS = REPO / "events"
+PLANS = REPO / "examples" / "plans"
+FLEET_PLAN = PLANS / "nightly-fleet.json"
+ORDERS_PLAN = PLANS / "nightly-orders.yaml"
 
 
 def run_json(capfd: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
@@ -287,5 +291,288 @@ def test_fail_on_outcome_codes_are_in_the_help(capfd: pytest.CaptureFixture[str]
     out, _ = capfd.readouterr()
     assert exit_info.value.code == 0
     assert "--fail-on-outcome" in out
-    for line in ("3   FAILED", "4   TIMED_OUT", "5   ERROR", "6   REFUSED"):
+    for line in ("3   FAILED", "4   TIMED_OUT", "5   ERROR", "6   REFUSED", "8   PARTIAL", "9   FAILED"):
         assert line in out
+    assert "--plan FILE" in out and "schedule-plan-run.json" in out
+
+
+# --- --plan: one run of a verification plan ------------------------------------------------------------
+
+
+def run_plan_json(capfd: pytest.CaptureFixture[str], *args: str, code: int = 0) -> dict[str, Any]:
+    assert cli.main([*args, "--json"]) == code
+    out, err = capfd.readouterr()
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, f"--json must print exactly one line of JSON, got {len(lines)}: {out[:500]} {err}"
+    result: dict[str, Any] = json.loads(lines[0])
+    return result
+
+
+def by_cluster(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {source["clusterName"]: source for source in result["sources"]}
+
+
+def test_the_fleet_plan_runs_once_and_answers_its_run_record(capfd: pytest.CaptureFixture[str]) -> None:
+    from flexrestore.clock import parse_iso
+    from flexrestore.simulator import FLEET
+
+    # --fail-on-outcome: the run ended PARTIAL (one source over its RTO objective, two refused): 8.
+    result = run_plan_json(capfd, "--plan", str(FLEET_PLAN), "--fail-on-outcome", code=8)
+
+    # The run record's keys, exactly as GET /runs/{runId} answers them, then what the tool adds.
+    assert tuple(result) == cli.PLAN_RESULT_KEYS
+    assert cli.PLAN_RESULT_KEYS[-7:] == (
+        "notifications",
+        "events",
+        "atlas_calls",
+        "state_transitions",
+        "restore_state_transitions",
+        "history_events",
+        "virtual_seconds",
+    )
+    assert (result["plan"], result["finalStatus"], result["rtoObjectiveSeconds"]) == (
+        "nightly-fleet",
+        "PARTIAL",
+        600,
+    )
+    assert result["requestedBy"]["trigger"] == "api"  # POST /plans/nightly-fleet/runs
+    assert result["requestedBy"]["caller"].endswith(":user/flexrestore-local")
+    assert result["summary"] == {
+        "total": 22,
+        "verified": 19,
+        "completed": 20,
+        "failed": 0,
+        "timedOut": 0,
+        "error": 0,
+        "refused": 2,
+        "objectiveMissed": 1,
+        "rtoMedianSeconds": 65,
+        "rtoMaxSeconds": 905,
+        "validationFailed": 0,
+        "clusterHours": None,
+    }
+
+    sources = by_cluster(result)
+    assert sorted(sources) == sorted(FLEET.nightly_sources)  # the tag selector, resolved at run time
+    assert [s["index"] for s in result["sources"]] == list(range(22))
+    slow = sources["fleet-08"]
+    assert (slow["finalStatus"], slow["durationSeconds"], slow["objectiveMet"]) == ("COMPLETED", 905, False)
+    protected = sources["fleet-05"]
+    assert (protected["finalStatus"], protected["error"]["code"]) == ("REFUSED", "PROTECTED_TAG")
+    assert protected["restoreId"] is None
+    no_snapshot = sources["fleet-13"]
+    assert (no_snapshot["finalStatus"], no_snapshot["error"]["code"]) == ("REFUSED", "NO_SNAPSHOT_IN_WINDOW")
+    started = parse_iso(result["startedAt"])
+    completed = [s for s in result["sources"] if s["finalStatus"] == "COMPLETED"]
+    assert len(completed) == 20
+    for source in completed:
+        assert source["targetDeploymentItemName"] == f"{source['clusterName']}-verify"
+        assert source["snapshotChoice"]["choice"] == "RANDOM_WITHIN_WINDOW"
+        assert 0 < (started - parse_iso(source["snapshotTakenAt"])).total_seconds() <= 7 * 86400
+        assert source["objectiveMet"] is (source["clusterName"] != "fleet-08")
+
+    # notify FAILURES: every restore made completed, so the summary is the one message.
+    assert [n["subject"] for n in result["notifications"]] == [
+        "Verification PARTIAL: nightly-fleet 20/22 restored, 1 over RTO"
+    ]
+    assert "fleet-08  fleet-08-verify" in result["notifications"][0]["message"]
+    runs = [e for e in result["events"] if e["source"] == "flexrestore.runs"]
+    assert [e["detail-type"] for e in runs] == ["Flex Verification Run Completed"]
+    assert runs[0]["detail"]["runId"] == result["runId"]
+    assert [e["detail-type"] for e in result["events"] if e["source"] == "flexrestore.restores"] == [
+        "Flex Restore Succeeded"
+    ] * 20
+
+    creates = [
+        c for c in result["atlas_calls"] if c["method"] == "POST" and c["path"].endswith("/restoreJobs")
+    ]
+    assert len(creates) == 20
+    assert all(set(call) == {"method", "path", "status"} for call in result["atlas_calls"])
+    assert result["state_transitions"] > 0 and result["restore_state_transitions"] > 0
+    assert 0 < result["history_events"] < 25_000
+    # Five at a time, the slow source's 15 minutes included: longer than any one restore on the clock.
+    assert result["virtual_seconds"] >= 905
+
+
+def test_the_human_view_of_a_plan_run_follows_each_source_and_ends_with_the_table(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    log = tmp_path / "handlers.log"
+    code = cli.main(["--plan", str(ORDERS_PLAN), "--log", str(log)])  # YAML, as people keep plans
+    out, _ = capfd.readouterr()
+
+    assert code == 0
+    assert "Plan     nightly-orders: snapshot LATEST, RTO objective 10 min 00 s, at most 2 at once" in out
+    assert (
+        "Saved    PUT /plans/nightly-orders -> HTTP 201: created, revision 1, schedule nightly-orders" in out
+    )
+    run_id = re.search(r"Run      POST /plans/nightly-orders/runs -> HTTP 202: run (\w+)\n", out)
+    assert run_id is not None
+    # Not a terminal: a line each time a source's status changes (as often as it is looked at), the last
+    # with its RTO once it has ended.
+    assert "   #00 orders-prod  -> orders-verify   COMPLETED  RTO 1 min 05 s\n" in out
+    assert "   #01 billing-prod -> billing-verify  COMPLETED  RTO 1 min 05 s\n" in out
+    # The summary message's report: its table of sources, status and RTO.
+    assert "Report   Verification SUCCEEDED: nightly-orders 2/2 restored\n" in out
+    assert re.search(r"#  SOURCE +TARGET +SNAPSHOT \(UTC\) +STATUS +RTO +OBJECTIVE", out)
+    assert re.search(r"0  orders-prod +orders-verify +\S+ \S+ +COMPLETED  65 s  met", out)
+    assert f"Outcome  SUCCEEDED  2/2 restored  (run {run_id.group(1)})\n" in out
+    assert "Notified SNS: Verification SUCCEEDED: nightly-orders 2/2 restored\n" in out
+    assert "Event    EventBridge: Flex Verification Run Completed (flexrestore.runs)\n" in out
+    assert "Event    EventBridge: 2 x Flex Restore Succeeded (flexrestore.restores)\n" in out
+    assert f"Logs     {log}" in out
+    assert '"level"' not in out and '"level":"INFO"' in log.read_text()
+
+
+def test_on_a_terminal_the_sources_lines_rewrite_themselves_in_place() -> None:
+    import io
+
+    from flexrestore.local.plan_flow import RunProgress, SourceProgress
+    from flexrestore.local.view import RunView
+
+    screen = io.StringIO()
+    view = RunView(screen, live=True, size=(100, 40))
+    running = SourceProgress(7, "fleet-08", "fleet-08-verify", "RUNNING", 250.0, ended=False, error=None)
+    done = SourceProgress(7, "fleet-08", "fleet-08-verify", "COMPLETED", 905.0, ended=True, error=None)
+    view.progress(RunProgress("r1", 250.0, (running,), 12))
+    view.progress(RunProgress("r1", 905.0, (done,), 20))
+
+    text = screen.getvalue()
+    assert "   #07 fleet-08 -> fleet-08-verify  RUNNING  4 min 10 s\n" in text
+    assert "\x1b[2A" in text  # back over the block (its head line and the source), then drawn again
+    assert text.rstrip("\n").endswith("   #07 fleet-08 -> fleet-08-verify  COMPLETED  RTO 15 min 05 s")
+
+
+def test_a_schedule_sample_with_its_plan_runs_as_the_schedule_would(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    event = json.loads((EVENTS / "schedule-plan-run.json").read_text())
+    event["plan"] = event["requestedBy"]["schedule"] = "nightly-orders"
+    schedule_input = tmp_path / "schedule-orders.json"
+    schedule_input.write_text(json.dumps(event))
+
+    result = run_plan_json(capfd, "--plan", str(ORDERS_PLAN), "--event", str(schedule_input))
+
+    assert result["requestedBy"]["trigger"] == "schedule"
+    assert result["requestedBy"]["schedule"] == "nightly-orders"
+    # Started by EventBridge Scheduler, not the API: the run is named after its execution.
+    assert result["executionArn"].endswith(f":{result['runId']}")
+    assert (result["finalStatus"], result["summary"]["completed"]) == ("SUCCEEDED", 2)
+
+    assert cli.main(["--plan", str(ORDERS_PLAN), "--event", str(schedule_input)]) == 0
+    out, _ = capfd.readouterr()
+    assert f"run by its schedule, with {schedule_input} as the schedule's input" in out
+    assert re.search(r"Run      schedule nightly-orders fired: run \w+\n", out)
+
+
+def test_a_bad_plan_gets_the_apis_400_naming_each_field(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    plan = json.loads(FLEET_PLAN.read_text())
+    plan["maxConcurrency"] = 50
+    plan["snapshot"] = {"choice": "RANDOM_WITHIN_WINDOW", "windowDays": 0}
+    plan["sources"].append({"groupId": "not-a-project", "clusterName": "orders-prod"})
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(plan))
+
+    refused = run_plan_json(capfd, "--plan", str(bad), code=6)  # refused: nothing was saved, nothing ran
+    assert tuple(refused) == cli.PLAN_REFUSED_KEYS
+    assert (refused["plan"], refused["http_status"]) == ("nightly-fleet", 400)
+    assert refused["response"]["errorCode"] == "INVALID_REQUEST"
+    fields = {error["field"] for error in refused["response"]["errors"]}
+    assert fields >= {"maxConcurrency", "snapshot.windowDays", "sources[1].groupId"}
+
+    assert cli.main(["--plan", str(bad)]) == 6
+    out, err = capfd.readouterr()
+    assert "Refused  PUT /plans/nightly-fleet -> HTTP 400 INVALID_REQUEST: the plan is not valid" in out
+    for error in refused["response"]["errors"]:
+        assert f"           {error['field']}: {error['message']}\n" in out
+    assert "nothing was saved and nothing ran" in out
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("plan", "code"),
+    [
+        # every source completed within the objective
+        ({"snapshot": {"choice": "LATEST"}}, 0),
+        # no source completed: the only one has no COMPLETED snapshot in the window
+        (
+            {
+                "snapshot": {"choice": "RANDOM_WITHIN_WINDOW", "windowDays": 7},
+                "sources": [
+                    {
+                        "groupId": "6700f1eea10000000000a001",
+                        "clusterName": "fleet-13",
+                        "targetDeploymentItemName": "fleet-13-verify",
+                    }
+                ],
+            },
+            9,
+        ),
+    ],
+)
+def test_fail_on_outcome_exits_with_the_runs_ending(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path, plan: dict[str, Any], code: int
+) -> None:
+    document = {
+        "name": "local-check",
+        "sources": [
+            {
+                "groupId": "65f1a2b3c4d5e6f708192a3b",
+                "clusterName": "orders-prod",
+                "targetDeploymentItemName": "orders-verify",
+            }
+        ],
+        **plan,
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(document))
+
+    result = run_plan_json(capfd, "--plan", str(path))  # without it: the flow ran, whatever the outcome
+    assert result["finalStatus"] == {0: "SUCCEEDED", 9: "FAILED"}[code]
+    run_plan_json(capfd, "--plan", str(path), "--fail-on-outcome", code=code)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--event", str(EVENTS / "schedule-plan-run.json")],
+            "is what a plan's schedule sends to the run state machine",
+        ),
+        (
+            ["--plan", str(FLEET_PLAN), "--event", str(EVENTS / "api-post-restore.json")],
+            "with --plan, --event must be what the plan's schedule sends",
+        ),
+        (
+            ["--plan", str(ORDERS_PLAN), "--event", str(EVENTS / "schedule-plan-run.json")],
+            "runs the plan 'nightly-fleet', but",
+        ),
+        (["--plan", "no/such/plan.yaml"], "cannot read the plan file no/such/plan.yaml"),
+        (["--plan", str(REPO / "README.md")], "is not JSON"),
+        (["--plan", str(REPO / "template.yaml")], "is not YAML (could not determine a constructor"),
+        (["--plan", str(EVENTS / "alarm-into-ok.json")], "has no name: a plan is saved as PUT /plans/{name}"),
+    ],
+)
+def test_plan_usage_errors_say_what_to_fix(
+    capfd: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code = cli.main(args)
+    out, err = capfd.readouterr()
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_a_schedule_sample_needs_a_plan_with_a_schedule(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    plan = json.loads(FLEET_PLAN.read_text())
+    del plan["schedule"]
+    path = tmp_path / "unscheduled.json"
+    path.write_text(json.dumps(plan))
+
+    assert cli.main(["--plan", str(path), "--event", str(EVENTS / "schedule-plan-run.json")]) == 2
+    _, err = capfd.readouterr()
+    assert "has no schedule to fire" in err

@@ -702,8 +702,10 @@ class OfflineStack:
         ``targetDeploymentItemName``, ``restoreId`` (None until its restore is made), ``status`` and, for its
         restore, ``requestedAt`` and ``durationSeconds``. ``status`` is ``WAITING`` until the source's restore
         is made, then the restore record's status (``ACCEPTED``, ``CREATING``, Atlas's job status), then its
-        ``finalStatus``; a source that ended without a restore has its own ending (``REFUSED``). [] until
-        the run has begun (resolved its sources)."""
+        ``finalStatus``; a source that ended without a restore has its own ending (``REFUSED``). ``ended``
+        once the source has ended (its restore's final record is written: Atlas's job may say COMPLETED a
+        moment before); ``error`` is the code of why it did not complete, if it has one. [] until the run
+        has begun (resolved its sources)."""
         from flexrestore.aws.runs import RunTable
         from flexrestore.aws.store import RestoreStore
 
@@ -711,10 +713,13 @@ class OfflineStack:
         found: list[dict[str, Any]] = []
         for source in RunTable(RUNS_TABLE).sources(run_id):
             record = restores.get(source.restore_id) if source.restore_id else None
+            error, ended = None, source.outcome is not None or (record is not None and record.ended)
             if source.outcome is not None:
                 status: str = source.outcome.final_status
+                error = source.outcome.error
             elif record is not None:
                 status = record.final_status or record.status or "ACCEPTED"
+                error = record.error
             else:
                 status = "WAITING"
             found.append(
@@ -724,8 +729,10 @@ class OfflineStack:
                     "targetDeploymentItemName": source.planned.get("target_deployment_item_name"),
                     "restoreId": source.restore_id,
                     "status": status,
+                    "ended": ended,
                     "requestedAt": record.to_json()["requestedAt"] if record is not None else None,
                     "durationSeconds": record.duration_seconds if record is not None else None,
+                    "error": error.code if error is not None else None,
                 }
             )
         return found
