@@ -198,7 +198,7 @@ def test_the_demo_runs_every_sample_and_ends_with_one_line_each(
     for name in names:
         shutil.copy(EVENTS / name, tmp_path / name)
 
-    code = demo.main(["--events", str(tmp_path)])
+    code = demo.main(["--events", str(tmp_path), "--plans", str(tmp_path / "no-plans")])
     out, _ = capfd.readouterr()
 
     assert code == 0
@@ -218,7 +218,7 @@ def test_the_demo_runs_the_get_sample_after_the_post_sample(
     for name in ("api-get-restore.json", "api-post-restore.json"):
         shutil.copy(EVENTS / name, tmp_path / name)
 
-    assert demo.main(["--events", str(tmp_path)]) == 0
+    assert demo.main(["--events", str(tmp_path), "--plans", str(tmp_path / "no-plans")]) == 0
     out, _ = capfd.readouterr()
 
     assert "right after api-post-restore.json ran to its end on the same stack" in out
@@ -576,3 +576,54 @@ def test_a_schedule_sample_needs_a_plan_with_a_schedule(
     assert cli.main(["--plan", str(path), "--event", str(EVENTS / "schedule-plan-run.json")]) == 2
     _, err = capfd.readouterr()
     assert "has no schedule to fire" in err
+
+
+# --- the demo's plans -------------------------------------------------------------------------------------
+
+
+def test_the_demo_runs_the_fleet_plan_and_the_schedule_sample_with_it(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    events, plans = tmp_path / "events", tmp_path / "plans"
+    events.mkdir()
+    plans.mkdir()
+    shutil.copy(EVENTS / "schedule-plan-run.json", events)
+    shutil.copy(FLEET_PLAN, plans)
+
+    assert demo.main(["--events", str(events), "--plans", str(plans)]) == 0
+    out, _ = capfd.readouterr()
+
+    assert "run by its schedule, with " in out and "schedule-plan-run.json as the schedule's input" in out
+    assert "Run      schedule nightly-fleet fired: run " in out
+    assert "Run      POST /plans/nightly-fleet/runs -> HTTP 202: run " in out
+    assert out.count("Report   Verification PARTIAL: nightly-fleet 20/22 restored, 1 over RTO\n") == 2
+    header, *summary = out.split("== Summary:")[1].strip().splitlines()
+    assert header.startswith("2 runs in ")
+    tail = (
+        r"PARTIAL    20/22 restored, 1 over RTO, 2 refused  RTO median 1 min 05 s, longest 15 min 05 s  "
+        r"\d+ Atlas calls  \d+ state transitions \(\+\d+ in restores\)  \d+ min \d\d s on the clock"
+    )
+    assert re.fullmatch(r"schedule-plan-run\.json \(nightly-fleet\) +" + tail, summary[0])
+    assert re.fullmatch(r"plan nightly-fleet +" + tail, summary[1])
+
+
+def test_the_demo_says_when_a_plan_is_refused_or_missing(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    events, plans = tmp_path / "events", tmp_path / "plans"
+    events.mkdir()
+    plans.mkdir()
+    shutil.copy(EVENTS / "alarm-into-ok.json", events)
+    (plans / "bad.yaml").write_text("name: bad\nmaxConcurrency: 50\nsources: []\n")
+
+    assert demo.main(["--events", str(events), "--plans", str(plans)]) == 0
+    out, _ = capfd.readouterr()
+    summary = out.split("== Summary:")[1].strip().splitlines()[1:]
+    assert re.fullmatch(
+        r"plan bad +REFUSED    HTTP 400  INVALID_REQUEST  maxConcurrency, sources  nothing ran", summary[1]
+    )
+
+    shutil.copy(EVENTS / "schedule-plan-run.json", events)  # its plan, nightly-fleet, is not in plans/
+    assert demo.main(["--events", str(events), "--plans", str(plans)]) == 2
+    _, err = capfd.readouterr()
+    assert "schedule-plan-run.json runs the plan 'nightly-fleet', which is not in " in err

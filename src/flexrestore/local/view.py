@@ -248,6 +248,21 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def refused_plan_line(name: str, refusal: PlanRefused) -> str:
+    """One line for a plan the API refused: nothing ran."""
+    body = refusal.response if isinstance(refusal.response, dict) else {}
+    fields = ", ".join(str(e.get("field")) for e in body.get("errors") or [])
+    parts = [
+        f"{name:<40}",
+        f"{'REFUSED':<9}",
+        f"HTTP {refusal.http_status}",
+        str(body.get("errorCode") or ""),
+    ]
+    if fields:
+        parts.append(fields)
+    return "  ".join([*parts, "nothing ran"])
+
+
 def describe_plan(plan: Mapping[str, Any], *, max_sources: int = 5) -> list[str]:
     """What a plan asks for, in a few lines. Read from the file as given (the API validates it after), so
     any value may be wrong: each is shown, never checked."""
