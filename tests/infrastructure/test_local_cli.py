@@ -551,7 +551,6 @@ def test_fail_on_outcome_exits_with_the_runs_ending(
         ),
         (["--plan", "no/such/plan.yaml"], "cannot read the plan file no/such/plan.yaml"),
         (["--plan", str(REPO / "README.md")], "is not JSON"),
-        (["--plan", str(REPO / "template.yaml")], "is not YAML (could not determine a constructor"),
         (["--plan", str(EVENTS / "alarm-into-ok.json")], "has no name: a plan is saved as PUT /plans/{name}"),
     ],
 )
@@ -563,6 +562,16 @@ def test_plan_usage_errors_say_what_to_fix(
     assert code == 2
     assert message in err
     assert "Traceback" not in err and out == ""
+
+
+def test_a_plan_file_that_is_not_yaml_says_where(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    plan = tmp_path / "broken.yml"
+    plan.write_text("name: broken\nsources: [\n  - groupId: x\n")
+
+    assert cli.main(["--plan", str(plan)]) == 2
+    out, err = capfd.readouterr()
+    assert f"flexrestore-local: {plan} is not YAML (" in err and "at line 3, column " in err
+    assert out == ""
 
 
 def test_a_schedule_sample_needs_a_plan_with_a_schedule(
