@@ -19,12 +19,14 @@ EVENTS = REPO / "docs" / "events"
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
-    # The published patterns use \p{L} (JSON Schema's ECMA-262 dialect has it; Python's re does not).
+    """``pattern`` with the ``regex`` module: the contracts' patterns use ``\\p{L}``/``\\p{N}``
+    (``contracts/patterns.py``), which pydantic's regex and consumers' ECMA-262 engines know and Python's
+    ``re``, jsonschema's default, does not."""
     if validator.is_type(instance, "string") and not regex.search(pattern, instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-# Draft 2020-12, with patterns matched as the published schemas mean them.
+# Draft 2020-12 with that one keyword replaced.
 Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 

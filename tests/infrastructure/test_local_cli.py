@@ -1,4 +1,5 @@
-"""Local mode as a user runs it: `flexrestore-local` and the demo, on the sample events in events/."""
+"""Local mode as a user runs it: `flexrestore-local` and the demo, on the sample events in events/ and the
+sample plans in examples/plans/."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import pytest
 from flexrestore.local import cli, demo
 from flexrestore.local.flow import run_flow
 from flexrestore.local.inputs import load_event
-from flexrestore.local.view import summary_line
 from tests.infrastructure.checks import REPO
 
 EVENTS = REPO / "events"
+PLANS = REPO / "examples" / "plans"
+FLEET_PLAN = PLANS / "nightly-fleet.json"
+ORDERS_PLAN = PLANS / "nightly-orders.yaml"
 
 
 def run_json(capfd: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
@@ -69,46 +72,6 @@ def test_a_failed_restore_is_a_flow_that_ran(capfd: pytest.CaptureFixture[str]) 
     assert result["final_status"] == "FAILED"
     assert [e["detail-type"] for e in result["events"]] == ["Flex Restore Failed"]
     assert result["record"]["error"]["code"]
-
-
-def test_the_schedule_sample_restores_and_records_who_asked(capfd: pytest.CaptureFixture[str]) -> None:
-    result = run_json(capfd, "--event", str(EVENTS / "schedule-nightly-verify.json"))
-
-    assert result["trigger"] == "schedule" and result["http_status"] is None
-    assert result["final_status"] == "COMPLETED"
-    assert result["record"]["requestedBy"]["schedule"] == "nightly-verify"
-
-
-def test_the_schedule_list_sample_reports_each_restore(capfd: pytest.CaptureFixture[str]) -> None:
-    result = run_json(capfd, "--event", str(EVENTS / "schedule-nightly-verify-list.json"))
-
-    # The documented keys describe the first restore; "restores" (only for a list) has one entry each.
-    assert tuple(result) == (*cli.RESULT_KEYS, "restores")
-    restores = result["restores"]
-    assert [tuple(r) for r in restores] == [cli.RESTORE_KEYS] * 2
-    assert [(r["index"], r["status_code"], r["final_status"]) for r in restores] == [
-        (0, 202, "COMPLETED"),
-        (1, 202, "COMPLETED"),
-    ]
-    assert [r["record"]["targetDeploymentItemName"] for r in restores] == ["orders-verify", "billing-verify"]
-    assert {r["record"]["requestedBy"]["schedule"] for r in restores} == {"nightly-verify-all"}
-    assert (result["restore_id"], result["final_status"]) == (restores[0]["restore_id"], "COMPLETED")
-    assert result["record"] == restores[0]["record"]
-    told = sorted(n["record"]["targetDeploymentItemName"] for n in result["notifications"])
-    assert told == ["billing-verify", "orders-verify"]  # each ending told (in the order they end)
-    creates = [
-        c for c in result["atlas_calls"] if c["method"] == "POST" and c["path"].endswith("/restoreJobs")
-    ]
-    assert len(creates) == 2
-
-    assert cli.main(["--event", str(EVENTS / "schedule-nightly-verify-list.json")]) == 0
-    out, _ = capfd.readouterr()
-    assert "Intake   answer: 2 restores asked for" in out
-    assert "request[1]: restore " in out and "of 65f1a2b3c4d5e6f708192a3b/billing-prod" in out
-    # Both restores measure Atlas's simulated minute: a poll loop does not move the shared virtual clock
-    # while the intake is still at work on the next restore.
-    assert re.search(r"Outcome  request\[0\] COMPLETED \(RTO 1 min 05 s\)\n", out)
-    assert re.search(r"Outcome  request\[1\] COMPLETED \(RTO 1 min 05 s\)\n", out)
 
 
 def test_the_alarm_sample_uses_the_demo_plan_unless_recovery_plans_is_set(
@@ -231,61 +194,22 @@ def test_another_atlas_with_a_secret_file_never_shows_the_secret(
 def test_the_demo_runs_every_sample_and_ends_with_one_line_each(
     capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    names = (
-        "alarm-into-ok.json",
-        "api-post-restore-bad.json",
-        "schedule-nightly-verify-list.json",
-        "schedule-nightly-verify.json",
-    )
+    names = ("alarm-into-alarm.json", "alarm-into-ok.json", "api-post-restore-bad.json")
     for name in names:
         shutil.copy(EVENTS / name, tmp_path / name)
 
-    code = demo.main(["--events", str(tmp_path)])
+    code = demo.main(["--events", str(tmp_path), "--plans", str(tmp_path / "no-plans")])
     out, _ = capfd.readouterr()
 
     assert code == 0
     summary = out.split("== Summary:")[1].strip().splitlines()[1:]
     assert [line.split()[:2] for line in summary] == [
+        ["alarm-into-alarm.json", "COMPLETED"],
         ["alarm-into-ok.json", "REFUSED"],
         ["api-post-restore-bad.json", "REFUSED"],
-        ["schedule-nightly-verify-list.json", "COMPLETED"],
-        ["schedule-nightly-verify.json", "COMPLETED"],
     ]
-    # A list: each restore's outcome on its line.
-    assert re.search(
-        r"  2 restores: COMPLETED \(RTO 1 min 05 s\), COMPLETED \(RTO 1 min 05 s\)  ", summary[2]
-    )
-
-
-def test_a_demo_summary_of_a_list_says_how_each_restore_ended() -> None:
-    def element(index: int, status: str, seconds: int | None, code: str | None = None) -> dict[str, Any]:
-        record = {"durationSeconds": seconds} if seconds is not None else None
-        return {
-            "index": index,
-            "status_code": 202 if record else 400,
-            "error_code": code,
-            "final_status": status,
-            "record": record,
-        }
-
-    result = {
-        "final_status": "COMPLETED",
-        "http_status": None,
-        "atlas_calls": [{}] * 9,
-        "state_transitions": 12,
-        "virtual_seconds": 110.0,
-        "restores": [
-            element(0, "COMPLETED", 65),
-            element(1, "REFUSED", None, "INVALID_REQUEST"),
-            element(2, "FAILED", 50),
-        ],
-    }
-    line = summary_line("nightly.json", result)
-    assert line.split()[:2] == ["nightly.json", "MIXED"]
-    assert (
-        "3 restores: COMPLETED (RTO 1 min 05 s), REFUSED (400 INVALID_REQUEST), FAILED (after 50 s)" in line
-    )
-    assert line.endswith("9 Atlas calls  12 state transitions  1 min 50 s on the clock")
+    assert re.search(r"  RTO 1 min 05 s  \d+ Atlas calls  \d+ state transitions  ", summary[0])
+    assert "  not-into-alarm  0 Atlas calls  " in summary[1]
 
 
 def test_the_demo_runs_the_get_sample_after_the_post_sample(
@@ -294,7 +218,7 @@ def test_the_demo_runs_the_get_sample_after_the_post_sample(
     for name in ("api-get-restore.json", "api-post-restore.json"):
         shutil.copy(EVENTS / name, tmp_path / name)
 
-    assert demo.main(["--events", str(tmp_path)]) == 0
+    assert demo.main(["--events", str(tmp_path), "--plans", str(tmp_path / "no-plans")]) == 0
     out, _ = capfd.readouterr()
 
     assert "right after api-post-restore.json ran to its end on the same stack" in out
@@ -308,7 +232,7 @@ def test_the_demo_runs_the_get_sample_after_the_post_sample(
 def test_an_intake_fault_on_an_event_is_shown_as_the_error_lambda_would_retry(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    code = cli.main(["--event", str(EVENTS / "schedule-nightly-verify.json"), "--scenario", "garbage"])
+    code = cli.main(["--event", str(EVENTS / "alarm-into-alarm.json"), "--scenario", "garbage"])
     out, _ = capfd.readouterr()
 
     assert code == 0  # the flow ran; the event would be retried, then dead-lettered
@@ -333,7 +257,6 @@ def test_the_flow_result_is_typed_and_its_json_is_the_documented_object() -> Non
     result = run_flow(load_event(EVENTS / "api-post-restore.json"))
 
     assert result.location == f"/restores/{result.restore_id}"
-    assert result.final_statuses == ["COMPLETED"]
     data = result.to_json()
     assert tuple(data) == cli.RESULT_KEYS
     assert json.loads(json.dumps(data)) == data  # plain JSON all the way down
@@ -347,7 +270,7 @@ def test_the_flow_result_is_typed_and_its_json_is_the_documented_object() -> Non
         ("api-post-restore.json", "ok", 0),
         ("api-post-restore.json", "fail", 3),
         ("api-post-restore-bad.json", "ok", 6),
-        ("schedule-nightly-verify-list.json", "ok", 0),
+        ("alarm-into-ok.json", "ok", 6),
     ],
 )
 def test_fail_on_outcome_exits_with_the_restores_ending(
@@ -368,15 +291,348 @@ def test_fail_on_outcome_codes_are_in_the_help(capfd: pytest.CaptureFixture[str]
     out, _ = capfd.readouterr()
     assert exit_info.value.code == 0
     assert "--fail-on-outcome" in out
-    for line in ("3   FAILED", "4   TIMED_OUT", "5   ERROR", "6   REFUSED"):
+    for line in ("3   FAILED", "4   TIMED_OUT", "5   ERROR", "6   REFUSED", "8   PARTIAL", "9   FAILED"):
         assert line in out
+    assert "--plan FILE" in out and "schedule-plan-run.json" in out
 
 
-def test_fail_on_outcome_of_a_scheduled_list_is_its_first_restore_not_completed() -> None:
-    from flexrestore.cli.exit_codes import outcome_code
+# --- --plan: one run of a verification plan ------------------------------------------------------------
 
-    assert outcome_code(["COMPLETED", "COMPLETED"]) == 0
-    assert outcome_code(["COMPLETED", "TIMED_OUT", "FAILED"]) == 4
-    assert outcome_code(["REFUSED"]) == 6
-    assert outcome_code(["ERROR"]) == 5
-    assert outcome_code(["SOMETHING-NEW"]) == 5
+
+def run_plan_json(capfd: pytest.CaptureFixture[str], *args: str, code: int = 0) -> dict[str, Any]:
+    assert cli.main([*args, "--json"]) == code
+    out, err = capfd.readouterr()
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, f"--json must print exactly one line of JSON, got {len(lines)}: {out[:500]} {err}"
+    result: dict[str, Any] = json.loads(lines[0])
+    return result
+
+
+def by_cluster(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {source["clusterName"]: source for source in result["sources"]}
+
+
+def test_the_fleet_plan_runs_once_and_answers_its_run_record(capfd: pytest.CaptureFixture[str]) -> None:
+    from flexrestore.clock import parse_iso
+    from flexrestore.simulator import FLEET
+
+    # --fail-on-outcome: the run ended PARTIAL (one source over its RTO objective, two refused): 8.
+    result = run_plan_json(capfd, "--plan", str(FLEET_PLAN), "--fail-on-outcome", code=8)
+
+    # The run record's keys, exactly as GET /runs/{runId} answers them, then what the tool adds.
+    assert tuple(result) == cli.PLAN_RESULT_KEYS
+    assert cli.PLAN_RESULT_KEYS[-7:] == (
+        "notifications",
+        "events",
+        "atlas_calls",
+        "state_transitions",
+        "restore_state_transitions",
+        "history_events",
+        "virtual_seconds",
+    )
+    assert (result["plan"], result["finalStatus"], result["rtoObjectiveSeconds"]) == (
+        "nightly-fleet",
+        "PARTIAL",
+        600,
+    )
+    assert result["requestedBy"]["trigger"] == "api"  # POST /plans/nightly-fleet/runs
+    assert result["requestedBy"]["caller"].endswith(":user/flexrestore-local")
+    assert result["summary"] == {
+        "total": 22,
+        "verified": 19,
+        "completed": 20,
+        "failed": 0,
+        "timedOut": 0,
+        "error": 0,
+        "refused": 2,
+        "objectiveMissed": 1,
+        "rtoMedianSeconds": 65,
+        "rtoMaxSeconds": 905,
+        "validationFailed": 0,
+        "clusterHours": None,
+    }
+
+    sources = by_cluster(result)
+    assert sorted(sources) == sorted(FLEET.nightly_sources)  # the tag selector, resolved at run time
+    assert [s["index"] for s in result["sources"]] == list(range(22))
+    slow = sources["fleet-08"]
+    assert (slow["finalStatus"], slow["durationSeconds"], slow["objectiveMet"]) == ("COMPLETED", 905, False)
+    protected = sources["fleet-05"]
+    assert (protected["finalStatus"], protected["error"]["code"]) == ("REFUSED", "PROTECTED_TAG")
+    assert protected["restoreId"] is None
+    no_snapshot = sources["fleet-13"]
+    assert (no_snapshot["finalStatus"], no_snapshot["error"]["code"]) == ("REFUSED", "NO_SNAPSHOT_IN_WINDOW")
+    started = parse_iso(result["startedAt"])
+    completed = [s for s in result["sources"] if s["finalStatus"] == "COMPLETED"]
+    assert len(completed) == 20
+    for source in completed:
+        assert source["targetDeploymentItemName"] == f"{source['clusterName']}-verify"
+        assert source["snapshotChoice"]["choice"] == "RANDOM_WITHIN_WINDOW"
+        assert 0 < (started - parse_iso(source["snapshotTakenAt"])).total_seconds() <= 7 * 86400
+        assert source["objectiveMet"] is (source["clusterName"] != "fleet-08")
+
+    # notify FAILURES: every restore made completed, so the summary is the one message.
+    assert [n["subject"] for n in result["notifications"]] == [
+        "Verification PARTIAL: nightly-fleet 20/22 restored, 1 over RTO"
+    ]
+    assert "fleet-08  fleet-08-verify" in result["notifications"][0]["message"]
+    runs = [e for e in result["events"] if e["source"] == "flexrestore.runs"]
+    assert [e["detail-type"] for e in runs] == ["Flex Verification Run Completed"]
+    assert runs[0]["detail"]["runId"] == result["runId"]
+    assert [e["detail-type"] for e in result["events"] if e["source"] == "flexrestore.restores"] == [
+        "Flex Restore Succeeded"
+    ] * 20
+
+    creates = [
+        c for c in result["atlas_calls"] if c["method"] == "POST" and c["path"].endswith("/restoreJobs")
+    ]
+    assert len(creates) == 20
+    assert all(set(call) == {"method", "path", "status"} for call in result["atlas_calls"])
+    assert result["state_transitions"] > 0 and result["restore_state_transitions"] > 0
+    assert 0 < result["history_events"] < 25_000
+    # Five at a time, the slow source's 15 minutes included: longer than any one restore on the clock.
+    assert result["virtual_seconds"] >= 905
+
+
+def test_the_human_view_of_a_plan_run_follows_each_source_and_ends_with_the_table(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    log = tmp_path / "handlers.log"
+    code = cli.main(["--plan", str(ORDERS_PLAN), "--log", str(log)])  # YAML, as people keep plans
+    out, _ = capfd.readouterr()
+
+    assert code == 0
+    assert "Plan     nightly-orders: snapshot LATEST, RTO objective 10 min 00 s, at most 2 at once" in out
+    assert (
+        "Saved    PUT /plans/nightly-orders -> HTTP 201: created, revision 1, schedule nightly-orders" in out
+    )
+    run_id = re.search(r"Run      POST /plans/nightly-orders/runs -> HTTP 202: run (\w+)\n", out)
+    assert run_id is not None
+    # Not a terminal: a line each time a source's status changes (as often as it is looked at), the last
+    # with its RTO once it has ended.
+    assert "   #00 orders-prod  -> orders-verify   COMPLETED  RTO 1 min 05 s\n" in out
+    assert "   #01 billing-prod -> billing-verify  COMPLETED  RTO 1 min 05 s\n" in out
+    # The summary message's report: its table of sources, status and RTO.
+    assert "Report   Verification SUCCEEDED: nightly-orders 2/2 restored\n" in out
+    assert re.search(r"#  SOURCE +TARGET +SNAPSHOT \(UTC\) +STATUS +RTO +OBJECTIVE", out)
+    assert re.search(r"0  orders-prod +orders-verify +\S+ \S+ +COMPLETED  65 s  met", out)
+    assert f"Outcome  SUCCEEDED  2/2 restored  (run {run_id.group(1)})\n" in out
+    assert "Notified SNS: Verification SUCCEEDED: nightly-orders 2/2 restored\n" in out
+    assert "Event    EventBridge: Flex Verification Run Completed (flexrestore.runs)\n" in out
+    assert "Event    EventBridge: 2 x Flex Restore Succeeded (flexrestore.restores)\n" in out
+    assert f"Logs     {log}" in out
+    assert '"level"' not in out and '"level":"INFO"' in log.read_text()
+
+
+def test_on_a_terminal_the_sources_lines_rewrite_themselves_in_place() -> None:
+    import io
+
+    from flexrestore.local.plan_flow import RunProgress, SourceProgress
+    from flexrestore.local.view import RunView
+
+    screen = io.StringIO()
+    view = RunView(screen, live=True, size=(100, 40))
+    running = SourceProgress(7, "fleet-08", "fleet-08-verify", "RUNNING", 250.0, ended=False, error=None)
+    done = SourceProgress(7, "fleet-08", "fleet-08-verify", "COMPLETED", 905.0, ended=True, error=None)
+    view.progress(RunProgress("r1", 250.0, (running,), 12))
+    view.progress(RunProgress("r1", 905.0, (done,), 20))
+
+    text = screen.getvalue()
+    assert "   #07 fleet-08 -> fleet-08-verify  RUNNING  4 min 10 s\n" in text
+    assert "\x1b[2A" in text  # back over the block (its head line and the source), then drawn again
+    assert text.rstrip("\n").endswith("   #07 fleet-08 -> fleet-08-verify  COMPLETED  RTO 15 min 05 s")
+
+
+def test_a_schedule_sample_with_its_plan_runs_as_the_schedule_would(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    event = json.loads((EVENTS / "schedule-plan-run.json").read_text())
+    event["plan"] = event["requestedBy"]["schedule"] = "nightly-orders"
+    schedule_input = tmp_path / "schedule-orders.json"
+    schedule_input.write_text(json.dumps(event))
+
+    result = run_plan_json(capfd, "--plan", str(ORDERS_PLAN), "--event", str(schedule_input))
+
+    assert result["requestedBy"]["trigger"] == "schedule"
+    assert result["requestedBy"]["schedule"] == "nightly-orders"
+    # Started by EventBridge Scheduler, not the API: the run is named after its execution.
+    assert result["executionArn"].endswith(f":{result['runId']}")
+    assert (result["finalStatus"], result["summary"]["completed"]) == ("SUCCEEDED", 2)
+
+    assert cli.main(["--plan", str(ORDERS_PLAN), "--event", str(schedule_input)]) == 0
+    out, _ = capfd.readouterr()
+    assert f"run by its schedule, with {schedule_input} as the schedule's input" in out
+    assert re.search(r"Run      schedule nightly-orders fired: run \w+\n", out)
+
+
+def test_a_bad_plan_gets_the_apis_400_naming_each_field(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    plan = json.loads(FLEET_PLAN.read_text())
+    plan["maxConcurrency"] = 50
+    plan["snapshot"] = {"choice": "RANDOM_WITHIN_WINDOW", "windowDays": 0}
+    plan["sources"].append({"groupId": "not-a-project", "clusterName": "orders-prod"})
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(plan))
+
+    refused = run_plan_json(capfd, "--plan", str(bad), code=6)  # refused: nothing was saved, nothing ran
+    assert tuple(refused) == cli.PLAN_REFUSED_KEYS
+    assert (refused["plan"], refused["http_status"]) == ("nightly-fleet", 400)
+    assert refused["response"]["errorCode"] == "INVALID_REQUEST"
+    fields = {error["field"] for error in refused["response"]["errors"]}
+    assert fields >= {"maxConcurrency", "snapshot.windowDays", "sources[1].groupId"}
+
+    assert cli.main(["--plan", str(bad)]) == 6
+    out, err = capfd.readouterr()
+    assert "Refused  PUT /plans/nightly-fleet -> HTTP 400 INVALID_REQUEST: the plan is not valid" in out
+    for error in refused["response"]["errors"]:
+        assert f"           {error['field']}: {error['message']}\n" in out
+    assert "nothing was saved and nothing ran" in out
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("plan", "code"),
+    [
+        # every source completed within the objective
+        ({"snapshot": {"choice": "LATEST"}}, 0),
+        # no source completed: the only one has no COMPLETED snapshot in the window
+        (
+            {
+                "snapshot": {"choice": "RANDOM_WITHIN_WINDOW", "windowDays": 7},
+                "sources": [
+                    {
+                        "groupId": "6700f1eea10000000000a001",
+                        "clusterName": "fleet-13",
+                        "targetDeploymentItemName": "fleet-13-verify",
+                    }
+                ],
+            },
+            9,
+        ),
+    ],
+)
+def test_fail_on_outcome_exits_with_the_runs_ending(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path, plan: dict[str, Any], code: int
+) -> None:
+    document = {
+        "name": "local-check",
+        "sources": [
+            {
+                "groupId": "65f1a2b3c4d5e6f708192a3b",
+                "clusterName": "orders-prod",
+                "targetDeploymentItemName": "orders-verify",
+            }
+        ],
+        **plan,
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(document))
+
+    result = run_plan_json(capfd, "--plan", str(path))  # without it: the flow ran, whatever the outcome
+    assert result["finalStatus"] == {0: "SUCCEEDED", 9: "FAILED"}[code]
+    run_plan_json(capfd, "--plan", str(path), "--fail-on-outcome", code=code)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--event", str(EVENTS / "schedule-plan-run.json")],
+            "is what a plan's schedule sends to the run state machine",
+        ),
+        (
+            ["--plan", str(FLEET_PLAN), "--event", str(EVENTS / "api-post-restore.json")],
+            "with --plan, --event must be what the plan's schedule sends",
+        ),
+        (
+            ["--plan", str(ORDERS_PLAN), "--event", str(EVENTS / "schedule-plan-run.json")],
+            "runs the plan 'nightly-fleet', but",
+        ),
+        (["--plan", "no/such/plan.yaml"], "cannot read the plan file no/such/plan.yaml"),
+        (["--plan", str(REPO / "README.md")], "is not JSON"),
+        (["--plan", str(EVENTS / "alarm-into-ok.json")], "has no name: a plan is saved as PUT /plans/{name}"),
+    ],
+)
+def test_plan_usage_errors_say_what_to_fix(
+    capfd: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code = cli.main(args)
+    out, err = capfd.readouterr()
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_a_plan_file_that_is_not_yaml_says_where(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    plan = tmp_path / "broken.yml"
+    plan.write_text("name: broken\nsources: [\n  - groupId: x\n")
+
+    assert cli.main(["--plan", str(plan)]) == 2
+    out, err = capfd.readouterr()
+    assert f"flexrestore-local: {plan} is not YAML (" in err and "at line 3, column " in err
+    assert out == ""
+
+
+def test_a_schedule_sample_needs_a_plan_with_a_schedule(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    plan = json.loads(FLEET_PLAN.read_text())
+    del plan["schedule"]
+    path = tmp_path / "unscheduled.json"
+    path.write_text(json.dumps(plan))
+
+    assert cli.main(["--plan", str(path), "--event", str(EVENTS / "schedule-plan-run.json")]) == 2
+    _, err = capfd.readouterr()
+    assert "has no schedule to fire" in err
+
+
+# --- the demo's plans -------------------------------------------------------------------------------------
+
+
+def test_the_demo_runs_the_fleet_plan_and_the_schedule_sample_with_it(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    events, plans = tmp_path / "events", tmp_path / "plans"
+    events.mkdir()
+    plans.mkdir()
+    shutil.copy(EVENTS / "schedule-plan-run.json", events)
+    shutil.copy(FLEET_PLAN, plans)
+
+    assert demo.main(["--events", str(events), "--plans", str(plans)]) == 0
+    out, _ = capfd.readouterr()
+
+    assert "run by its schedule, with " in out and "schedule-plan-run.json as the schedule's input" in out
+    assert "Run      schedule nightly-fleet fired: run " in out
+    assert "Run      POST /plans/nightly-fleet/runs -> HTTP 202: run " in out
+    assert out.count("Report   Verification PARTIAL: nightly-fleet 20/22 restored, 1 over RTO\n") == 2
+    header, *summary = out.split("== Summary:")[1].strip().splitlines()
+    assert header.startswith("2 runs in ")
+    tail = (
+        r"PARTIAL    20/22 restored, 1 over RTO, 2 refused  RTO median 1 min 05 s, longest 15 min 05 s  "
+        r"\d+ Atlas calls  \d+ state transitions \(\+\d+ in restores\)  \d+ min \d\d s on the clock"
+    )
+    assert re.fullmatch(r"schedule-plan-run\.json \(nightly-fleet\) +" + tail, summary[0])
+    assert re.fullmatch(r"plan nightly-fleet +" + tail, summary[1])
+
+
+def test_the_demo_says_when_a_plan_is_refused_or_missing(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    events, plans = tmp_path / "events", tmp_path / "plans"
+    events.mkdir()
+    plans.mkdir()
+    shutil.copy(EVENTS / "alarm-into-ok.json", events)
+    (plans / "bad.yaml").write_text("name: bad\nmaxConcurrency: 50\nsources: []\n")
+
+    assert demo.main(["--events", str(events), "--plans", str(plans)]) == 0
+    out, _ = capfd.readouterr()
+    summary = out.split("== Summary:")[1].strip().splitlines()[1:]
+    assert re.fullmatch(
+        r"plan bad +REFUSED    HTTP 400  INVALID_REQUEST  maxConcurrency, sources  nothing ran", summary[1]
+    )
+
+    shutil.copy(EVENTS / "schedule-plan-run.json", events)  # its plan, nightly-fleet, is not in plans/
+    assert demo.main(["--events", str(events), "--plans", str(plans)]) == 2
+    _, err = capfd.readouterr()
+    assert "schedule-plan-run.json runs the plan 'nightly-fleet', which is not in " in err

@@ -58,6 +58,7 @@ __all__ = [
     "run_completed_event",
     "run_event_detail",
     "run_metrics",
+    "run_report_lines",
     "run_status",
     "run_subject",
     "source_from_record",
@@ -282,8 +283,26 @@ def run_subject(record: RunRecord) -> str:
 
 
 def run_body(record: RunRecord, *, max_bytes: int = MAX_MESSAGE_BYTES) -> str:
-    """For a person at a glance: the result, a table of the sources (status and RTO), the problems; then
-    the run record as JSON (without its sources if the message would be too large for SNS)."""
+    """For a person at a glance: :func:`run_report_lines`; then the run record as JSON (without its sources
+    if the message would be too large for SNS)."""
+    document = record.to_json()
+    lines = run_report_lines(record)
+    text = "\n".join([*lines, "", json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)])
+    if len(text.encode("utf-8")) <= max_bytes:
+        return text
+    compact = {**document, "sources": [], "sourcesOmitted": len(record.sources)}
+    note = (
+        f"The run record's {len(record.sources)} sources are left out of this message (too large for it); "
+        f"the run record {record.id} and the {RUN_DETAIL_TYPE!r} event hold them."
+    )
+    return "\n".join(
+        [*lines, "", note, "", json.dumps(compact, indent=2, sort_keys=True, ensure_ascii=False)]
+    )
+
+
+def run_report_lines(record: RunRecord) -> list[str]:
+    """The readable part of the run's summary message: the subject, the result, a table of the sources
+    (status and RTO), the problems (``flexrestore-local --plan`` shows the same)."""
     summary = record.summary or summarize(record.sources)
     document = record.to_json()
     lines = [run_subject(record), ""]
@@ -307,17 +326,7 @@ def run_body(record: RunRecord, *, max_bytes: int = MAX_MESSAGE_BYTES) -> str:
             for s in problems
             if s.error is not None
         ]
-    text = "\n".join([*lines, "", json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)])
-    if len(text.encode("utf-8")) <= max_bytes:
-        return text
-    compact = {**document, "sources": [], "sourcesOmitted": len(record.sources)}
-    note = (
-        f"The run record's {len(record.sources)} sources are left out of this message (too large for it); "
-        f"the run record {record.id} and the {RUN_DETAIL_TYPE!r} event hold them."
-    )
-    return "\n".join(
-        [*lines, "", note, "", json.dumps(compact, indent=2, sort_keys=True, ensure_ascii=False)]
-    )
+    return lines
 
 
 def run_event_detail(record: RunRecord, *, max_bytes: int = MAX_DETAIL_BYTES) -> RunCompleted:

@@ -33,17 +33,6 @@ RESULT_KEYS = (
     "state_transitions",
     "virtual_seconds",
 )
-# Only for a scheduled list of restores: one entry per element (the documented keys describe element 0).
-RESTORES_KEY = "restores"
-RESTORE_KEYS = (
-    "index",
-    "status_code",
-    "error_code",
-    "restore_id",
-    "restore_job_id",
-    "final_status",
-    "record",
-)
 FINAL_STATUSES = ("COMPLETED", "FAILED", "TIMED_OUT", "ERROR", "REFUSED")
 
 # The recovery plan of the sample alarm (events/alarm-into-alarm.json), unless RECOVERY_PLANS is set.
@@ -82,28 +71,10 @@ class IntakeAnswer:
 
 
 @dataclass(frozen=True)
-class RestoreElement:
-    """One restore of a scheduled list (``detail.request`` is a list)."""
-
-    index: Any
-    status_code: Any
-    error_code: Any
-    restore_id: str | None
-    restore_job_id: Any
-    final_status: str
-    record: dict[str, Any] | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in RESTORE_KEYS}
-
-
-@dataclass(frozen=True)
 class FlowResult:
     """How one event went through the service. Its JSON-like parts are plain (JSON-safe) lists and dicts.
 
-    ``final_status`` is one of :data:`FINAL_STATUSES` (REFUSED: nothing was created). For a scheduled list
-    the single-restore fields describe its first element and ``restores`` has one entry per element (None
-    when the handler raised: Lambda would retry the whole event); ``scheduled_list`` tells such an event.
+    ``final_status`` is one of :data:`FINAL_STATUSES` (REFUSED: nothing was created).
     """
 
     trigger: str
@@ -118,15 +89,6 @@ class FlowResult:
     atlas_calls: list[dict[str, Any]]
     state_transitions: int | None
     virtual_seconds: float
-    restores: tuple[RestoreElement, ...] | None = None
-    scheduled_list: bool = False
-
-    @property
-    def final_statuses(self) -> list[str]:
-        """Every restore's ending: each element's for a scheduled list, else the one."""
-        if self.restores:
-            return [element.final_status for element in self.restores]
-        return [self.final_status]
 
     @property
     def location(self) -> str | None:
@@ -139,14 +101,8 @@ class FlowResult:
         return str(value) if value is not None else None
 
     def to_json(self) -> dict[str, Any]:
-        """The object ``flexrestore-local --json`` prints: :data:`RESULT_KEYS` in order, plus
-        :data:`RESTORES_KEY` for a scheduled list."""
-        data: dict[str, Any] = {key: getattr(self, key) for key in RESULT_KEYS}
-        if self.scheduled_list:
-            data[RESTORES_KEY] = (
-                [element.to_json() for element in self.restores] if self.restores is not None else None
-            )
-        return dict(_json_safe(data))
+        """The object ``flexrestore-local --json`` prints: :data:`RESULT_KEYS` in order."""
+        return dict(_json_safe({key: getattr(self, key) for key in RESULT_KEYS}))
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -225,10 +181,8 @@ def run_flow(
             response = {"error": type(exc).__name__, "message": str(exc)}
         http_status, shown, answer = _handler_answer(trigger, response)
         shown = _json_safe(shown)
-        listed = _listed_answers(event, answer)
-        first_answer = listed[0] if listed else answer
-        restore_id = first_answer.get("restoreId") if isinstance(first_answer.get("restoreId"), str) else None
-        restore_job_id = _json_safe(first_answer.get("restoreJobId"))
+        restore_id = answer.get("restoreId") if isinstance(answer.get("restoreId"), str) else None
+        restore_job_id = _json_safe(answer.get("restoreJobId"))
         if answered is not None:
             answered(IntakeAnswer(trigger, http_status, shown, restore_id, restore_job_id))
 
@@ -254,11 +208,6 @@ def run_flow(
         if progress is not None and executions:
             calls = len(stack.atlas_calls()) - earlier_calls
             progress(Progress(clock.now() - start, (record or {}).get("status"), calls))
-        scheduled_list = _is_scheduled_list(event)
-        restores = (
-            # None when the handler raised (a fault: Lambda would retry the whole event)
-            tuple(_element_result(stack, a) for a in listed) if scheduled_list and listed else None
-        )
         return FlowResult(
             trigger=trigger,
             http_status=http_status,
@@ -275,33 +224,4 @@ def run_flow(
             ],
             state_transitions=sum(stack.state_transitions(arn) for arn in executions) if executions else None,
             virtual_seconds=round(clock.now() - start, 3),
-            restores=restores,
-            scheduled_list=scheduled_list,
         )
-
-
-def _is_scheduled_list(event: dict[str, Any]) -> bool:
-    detail = event.get("detail")
-    return isinstance(detail, dict) and isinstance(detail.get("request"), list)
-
-
-def _listed_answers(event: dict[str, Any], answer: dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-element answers of a scheduled list (``{"restores": [...]}``), else []."""
-    restores = answer.get("restores")
-    if not _is_scheduled_list(event) or not isinstance(restores, list):
-        return []
-    return [r for r in restores if isinstance(r, dict)]
-
-
-def _element_result(stack: Any, answer: dict[str, Any]) -> RestoreElement:
-    restore_id = answer.get("restoreId") if isinstance(answer.get("restoreId"), str) else None
-    record = stack.record(restore_id) if restore_id else None
-    return RestoreElement(
-        index=answer.get("index"),
-        status_code=answer.get("statusCode"),
-        error_code=answer.get("errorCode"),
-        restore_id=restore_id,
-        restore_job_id=_json_safe((record or {}).get("restoreJobId", answer.get("restoreJobId"))),
-        final_status="REFUSED" if record is None else str(record.get("finalStatus") or "ERROR"),
-        record=_json_safe(record),
-    )

@@ -18,6 +18,10 @@ Used by the e2e tests, the integration tests, local mode (``flexrestore-local``)
         stack.state_transitions(arn)           # billed transitions, retries included
         stack.atlas_calls()                    # [{"method", "path", "status", ...}]
 
+Verification runs: ``stack.put_plan(plan)``, then ``arn = stack.start_run(name, run_id=...)`` (or
+``stack.fire_schedule(name)``, what the plan's schedule does), ``stack.run_sources(run_id)`` while it runs,
+``stack.run_record(run_id)`` once it has ended.
+
 ``stack.invoke("intake", event)`` calls a handler directly (with a fake Lambda context). To make a
 function misbehave, replace it: ``stack.functions["poll"] = my_callable`` (a handler, or an import path
 ``"package.module.function"``). ``atlas_url=...`` (with ``secret=...`` and a real clock) points the stack at
@@ -666,13 +670,15 @@ class OfflineStack:
         )
         return str(answer["executionArn"])
 
-    def fire_schedule(self, plan_name: str) -> str:
+    def fire_schedule(self, plan_name: str, execution_input: dict[str, Any] | None = None) -> str:
         """What EventBridge Scheduler does when the plan's schedule is due: start the schedule's target with
-        its input (an execution with a generated name). Fails if the plan has no schedule."""
+        its input (an execution with a generated name). Fails if the plan has no schedule.
+        ``execution_input`` replaces the schedule's input (e.g. ``events/schedule-plan-run.json``)."""
         schedule = self._client("scheduler").get_schedule(Name=plan_name, GroupName=SCHEDULE_GROUP)
         target = schedule["Target"]
+        document = target["Input"] if execution_input is None else json.dumps(execution_input)
         answer = self._client("stepfunctions").start_execution(
-            stateMachineArn=target["Arn"], name=uuid.uuid4().hex, input=target["Input"]
+            stateMachineArn=target["Arn"], name=uuid.uuid4().hex, input=document
         )
         return str(answer["executionArn"])
 
@@ -698,6 +704,46 @@ class OfflineStack:
 
         record = RunTable(RUNS_TABLE).get_run(run_id)
         return record.to_json() if record is not None else None
+
+    def run_sources(self, run_id: str) -> list[dict[str, Any]]:
+        """Where each source of a run is, while the run goes on or after it: ``index``, ``clusterName``,
+        ``targetDeploymentItemName``, ``restoreId`` (None until its restore is made), ``status`` and, for its
+        restore, ``requestedAt`` and ``durationSeconds``. ``status`` is ``WAITING`` until the source's restore
+        is made, then the restore record's status (``ACCEPTED``, ``CREATING``, Atlas's job status), then its
+        ``finalStatus``; a source that ended without a restore has its own ending (``REFUSED``). ``ended``
+        once the source has ended (its restore's final record is written: Atlas's job may say COMPLETED a
+        moment before); ``error`` is the code of why it did not complete, if it has one. [] until the run
+        has begun (resolved its sources)."""
+        from flexrestore.aws.runs import RunTable
+        from flexrestore.aws.store import RestoreStore
+
+        restores = RestoreStore(RESTORES_TABLE)
+        found: list[dict[str, Any]] = []
+        for source in RunTable(RUNS_TABLE).sources(run_id):
+            record = restores.get(source.restore_id) if source.restore_id else None
+            error, ended = None, source.outcome is not None or (record is not None and record.ended)
+            if source.outcome is not None:
+                status: str = source.outcome.final_status
+                error = source.outcome.error
+            elif record is not None:
+                status = record.final_status or record.status or "ACCEPTED"
+                error = record.error
+            else:
+                status = "WAITING"
+            found.append(
+                {
+                    "index": source.index,
+                    "clusterName": source.planned.get("cluster_name"),
+                    "targetDeploymentItemName": source.planned.get("target_deployment_item_name"),
+                    "restoreId": source.restore_id,
+                    "status": status,
+                    "ended": ended,
+                    "requestedAt": record.to_json()["requestedAt"] if record is not None else None,
+                    "durationSeconds": record.duration_seconds if record is not None else None,
+                    "error": error.code if error is not None else None,
+                }
+            )
+        return found
 
     def poll_execution(self, execution_arn: str, timeout_s: float = 0.0) -> dict[str, Any] | None:
         """Wait at most ``timeout_s`` (real time; it runs on the stack's clock) for the execution to end: its

@@ -1,4 +1,4 @@
-"""What local mode reads before it runs: the event file and, for another Atlas, its credentials.
+"""What local mode reads before it runs: the event or plan file and, for another Atlas, its credentials.
 
 Every problem is a :class:`UsageError` whose message says what to fix; a secret's content is never echoed.
 """
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_EVENT = Path("events") / "api-post-restore.json"
+YAML_SUFFIXES = (".yaml", ".yml")
 
 # Where credentials for --atlas-url come from when there is no --secret-file.
 CREDENTIAL_ENV = (
@@ -35,6 +36,50 @@ def load_event(path: Path) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise UsageError(f"{path} must hold one JSON object (an API Gateway or EventBridge event)")
     return event
+
+
+def is_plan_run_input(event: dict[str, Any]) -> bool:
+    """What a plan's schedule sends to the run state machine (``events/schedule-plan-run.json``:
+    ``{"plan", "requestedBy"}``), rather than an event for the intake (API Gateway, EventBridge)."""
+    return isinstance(event.get("plan"), str) and "httpMethod" not in event and "detail-type" not in event
+
+
+def load_plan(path: Path) -> dict[str, Any]:
+    """A plan file as people keep it: JSON, or YAML (``.yaml``, ``.yml``); the document as the API takes it
+    (JSON). PyYAML (a dependency of local mode, installed by ``make venv``) is imported for YAML only."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read the plan file {path}: {exc.strerror or exc}") from None
+    if path.suffix.lower() in YAML_SUFFIXES:
+        try:
+            import yaml
+        except ImportError:
+            raise UsageError(
+                f"{path} is YAML, which needs PyYAML (pip install 'flexrestore[local]'); "
+                "or give the plan as JSON"
+            ) from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+            raise UsageError(f"{path} is not YAML ({getattr(exc, 'problem', None) or exc}{at})") from None
+        # YAML reads unquoted dates as dates: the API takes JSON, so they go as the strings they were.
+        document = json.loads(json.dumps(loaded, default=str))
+    else:
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                f"{path} is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                f"a YAML plan's file name ends in {' or '.join(YAML_SUFFIXES)}"
+            ) from None
+    if not isinstance(document, dict):
+        raise UsageError(f"{path} must hold one plan (an object with name, sources, ...)")
+    if not isinstance(document.get("name"), str) or not document["name"]:
+        raise UsageError(f"{path} has no name: a plan is saved as PUT /plans/{{name}}")
+    return document
 
 
 def load_secret(secret_file: Path | None) -> dict[str, str]:
