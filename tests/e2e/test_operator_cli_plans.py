@@ -162,3 +162,4 @@ def test_every_plan_and_run_level_has_help_with_the_exit_codes(
     out = capsys.readouterr().out
     assert out.startswith("usage: flexrestore")
     assert "8  a watched verification run ended PARTIAL" in out
+    assert "9  a watched verification run ended FAILED" in out

@@ -14,6 +14,7 @@ ERROR = 5  # the restore ended ERROR (the service could not follow it to its end
 REFUSED = 6  # the service refused the request (4xx: a guard, a bad request, a busy target, not found)
 NOT_AUTHORIZED = 7  # API Gateway refused the caller (403: not signed, bad signature, no execute-api:Invoke)
 RUN_PARTIAL = 8  # a watched verification run ended PARTIAL (some sources verified, not all)
+RUN_FAILED = 9  # a watched verification run ended FAILED (no source completed)
 INTERRUPTED = 130  # Ctrl-C
 
 # A restore's final status -> the exit code that tells it.
@@ -34,7 +35,8 @@ HELP = """exit codes:
   5  the restore ended ERROR
   6  refused by the service (4xx: a target guard, a bad request, a busy target, not found)
   7  not authorized by API Gateway (unsigned, wrong signature or credentials, no execute-api:Invoke)
-  8  a watched verification run ended PARTIAL (3: it ended FAILED, no source completed)
+  8  a watched verification run ended PARTIAL
+  9  a watched verification run ended FAILED (no source completed)
   130 interrupted"""
 
 
@@ -48,8 +50,9 @@ def outcome_code(final_statuses: list[str]) -> int:
 
 
 # A verification run's final status -> the exit code that tells it.
-RUN_CODES = {"SUCCEEDED": OK, "PARTIAL": RUN_PARTIAL, "FAILED": FAILED}
+RUN_CODES = {"SUCCEEDED": OK, "PARTIAL": RUN_PARTIAL, "FAILED": RUN_FAILED}
 
 
 def run_code(final_status: str) -> int:
-    return RUN_CODES.get(final_status, ERROR)
+    """The code of a run's final status (a run without one counts as FAILED)."""
+    return RUN_CODES.get(final_status, RUN_FAILED)

@@ -140,7 +140,7 @@ def register_run(subparsers: Any, parents: Sequence[argparse.ArgumentParser], ep
         parents=parents,
         help="follow a run to its end",
         description="Follow a run until it ends, then show its record. Exit code: 0 SUCCEEDED, "
-        f"{exit_codes.RUN_PARTIAL} PARTIAL, {exit_codes.FAILED} FAILED.",
+        f"{exit_codes.RUN_PARTIAL} PARTIAL, {exit_codes.RUN_FAILED} FAILED.",
         epilog=epilog,
         formatter_class=formatter,
     )

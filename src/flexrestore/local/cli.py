@@ -78,9 +78,9 @@ __all__ = [
     "run_outcome_code",
 ]
 
-# With --plan --fail-on-outcome: how the run ended (SUCCEEDED is 0); not codes of the flexrestore command.
-RUN_PARTIAL: Final = 8
-RUN_FAILED: Final = 9
+# With --plan --fail-on-outcome: how the run ended (SUCCEEDED is 0), the codes of the flexrestore command.
+RUN_PARTIAL: Final = exit_codes.RUN_PARTIAL
+RUN_FAILED: Final = exit_codes.RUN_FAILED
 
 EXIT_CODES = """exit codes:
   0   the flow ran (with --fail-on-outcome: the restore ended COMPLETED, the run SUCCEEDED)
@@ -101,9 +101,7 @@ EXIT_CODES = """exit codes:
 
 def run_outcome_code(final_status: str | None) -> int:
     """``--plan --fail-on-outcome``: 0 SUCCEEDED, 8 PARTIAL, 9 FAILED (or no final status)."""
-    if final_status == "SUCCEEDED":
-        return exit_codes.OK
-    return RUN_PARTIAL if final_status == "PARTIAL" else RUN_FAILED
+    return exit_codes.run_code(str(final_status))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,20 +115,32 @@ def state_transitions(history: list[dict[str, Any]]) -> int:
     """What AWS bills for an execution: every state entered, plus every retried task attempt.
 
     A Task state entered once and retried n times shows n + 1 ``TaskScheduled`` (or
-    ``LambdaFunctionScheduled``) events; each retry is one more transition.
+    ``LambdaFunctionScheduled``) events; each retry is one more transition. Each scheduling belongs to the
+    state entered that its ``previousEventId`` chain leads back to (a Map's iterations interleave).
     """
+    by_id = {event.get("id"): event for event in history}
     entered = 0
-    scheduled_by_entry: Counter[int] = Counter()
-    current_entry = -1
+    scheduled_by_entry: Counter[Any] = Counter()
     for event in history:
         kind = str(event["type"])
         if kind.endswith("StateEntered"):
             entered += 1
-            current_entry += 1
         elif kind in ("TaskScheduled", "LambdaFunctionScheduled", "ActivityScheduled"):
-            scheduled_by_entry[current_entry] += 1
+            scheduled_by_entry[_entered_by(event, by_id)] += 1
     retries = sum(count - 1 for count in scheduled_by_entry.values() if count > 1)
     return entered + retries
+
+
+def _entered_by(event: dict[str, Any], by_id: dict[Any, dict[str, Any]]) -> Any:
+    """The id of the ``*StateEntered`` event an event follows from."""
+    seen = 0
+    current: dict[str, Any] | None = event
+    while current is not None and seen < len(by_id) + 1:
+        if str(current["type"]).endswith("StateEntered"):
+            return current.get("id")
+        current = by_id.get(current.get("previousEventId"))
+        seen += 1
+    return None
 
 
 class LambdaTimedOut(Exception):
