@@ -53,11 +53,12 @@ def test_quick_mode_writes_every_figure(quick_results: dict[str, Any]) -> None:
     for name, figures in cold.items():
         assert figures["median_ms"] > 0 and figures["floor_ms"] > 0, name
         assert figures["ratio"] == round(figures["median_ms"] / figures["floor_ms"], 2), name
+        assert figures["cpu_ratio"] > 0, name
         assert "pydantic" in figures["third_party_packages"], name  # the floor loads what the handler loads
         assert "flexrestore" not in figures["third_party_packages"], name
 
     warm = quick_results["warm_intake"]
-    for key in ("median_ms", "p95_ms", "bare_median_ms", "ratio"):
+    for key in ("median_ms", "p95_ms", "bare_median_ms", "ratio", "cpu_ratio"):
         assert warm[key] > 0, key
     assert "5 s" in warm["notes"]  # how the API's wait for the Atlas job is handled
     intake, bare = warm["calls"]["intake"], warm["calls"]["bare"]
