@@ -56,7 +56,7 @@ README = REPO / "README.md"
 README_BEGIN = "<!-- figures from bench/results.json, written by `make bench`: begin -->"
 README_END = "<!-- figures from bench/results.json: end -->"
 TARGETS = {"cold_start_ratio": 1.3, "warm_intake_ratio": 1.5}
-SAMPLES = {"cold_start": 15, "warm_intake": 40}
+SAMPLES = {"cold_start": 15, "warm_intake": 60}
 QUICK_SAMPLES = 2
 WARM_UP = 3
 
@@ -749,7 +749,7 @@ def metadata(samples: dict[str, int], quick: bool) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON")
-    parser.add_argument("--samples", type=int, help="samples per measurement (default: 15 cold, 40 warm)")
+    parser.add_argument("--samples", type=int, help="samples per measurement (default: 15 cold, 60 warm)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SAMPLES} samples, no package build")
     parser.add_argument("--no-package", action="store_true", help="do not run `make package`")
     args = parser.parse_args(argv)
