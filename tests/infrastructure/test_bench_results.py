@@ -77,3 +77,14 @@ def test_quick_mode_writes_every_figure(quick_results: dict[str, Any]) -> None:
     assert "IntakeFunction" in quick_results["package_bytes"]
     assert set(quick_results["package_bytes"].values()) == {None}
     assert "skipped" in quick_results["notes"]["package_bytes"]
+
+
+def test_readme_quotes_the_committed_figures() -> None:
+    bench = bench_module()
+    committed = json.loads((REPO / "bench" / "results.json").read_text(encoding="utf-8"))
+    assert not committed["metadata"]["quick"], "the committed figures come from a full make bench"
+    assert sorted(committed["cold_start"]) == [name for name in HANDLER_MODULES if name != "__init__"]
+    assert set(committed) >= {"warm_intake", "transitions", "calls_per_restore", "package_bytes", "notes"}
+    assert bench.readme_block((REPO / "README.md").read_text(encoding="utf-8")) == bench.readme_figures(
+        committed
+    ), "README's figures differ from bench/results.json: run make bench (it rewrites both)"
