@@ -7,8 +7,8 @@ through the offline stack (real intake, real ASL in moto, real handlers, the Atl
 clock) and counts: Lambda invocations per function, billed state transitions, AWS requests by operation
 (DynamoDB, Secrets Manager, SNS, EventBridge, Step Functions), Atlas calls, and the RTO the record shows.
 The AWS cost per restore is those counts times the list prices in PRICES_USD (assumptions: us-east-1,
-on-demand, no free tier; check the AWS pricing pages before relying on them). It also measures the import
-time of each handler module in a fresh interpreter (the part of a Lambda cold start the code controls).
+on-demand, no free tier; check the AWS pricing pages before relying on them). Cold starts, warm intake
+latency and package sizes are measured by bench_results.py (bench/results.json).
 
 Not a pytest test: numbers, not assertions (the e2e and infrastructure tests assert the behaviour).
 """
@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -56,7 +54,8 @@ PRICES_USD = {
 }
 # Assumptions for what offline runs cannot measure.
 LAMBDA_MEMORY_GB = 0.5  # template.yaml MemorySize 512
-LAMBDA_SECONDS = {"intake": 1.5, "poll": 0.3, "record": 0.2, "notify": 0.3}  # billed duration per invocation
+# Billed duration per invocation (the intake includes its short wait for the create step's Atlas job).
+LAMBDA_SECONDS = {"intake": 1.5, "create": 0.8, "poll": 0.3, "record": 0.2, "notify": 0.3, "reconcile": 0.5}
 WRITE_UNITS_PER_WRITE = 3  # a ~1-2 KB record (2 WCU) plus its index copies
 BILLABLE = {
     "dynamodb": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "TransactWriteItems"},
@@ -165,34 +164,6 @@ def cost(invocations: dict[str, int], transitions: int, requests: dict[str, int]
     return round(total, 7)
 
 
-def import_times(repeat: int = 5) -> dict[str, float]:
-    """Median milliseconds to import each handler module in a fresh interpreter (init phase, code part)."""
-    from flexrestore.local.harness import HANDLERS
-
-    env = {
-        **os.environ,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_SERVICE_NAME": "flexrestore",
-    }
-    results = {}
-    for name, path in HANDLERS.items():
-        module = path.rpartition(".")[0]
-        code = (
-            f"import time; t = time.perf_counter(); import {module}; print((time.perf_counter() - t) * 1000)"
-        )
-        samples = [
-            float(
-                subprocess.run(
-                    [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-                ).stdout
-            )
-            for _ in range(repeat)
-        ]
-        results[name] = round(statistics.median(samples))
-    return results
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -202,9 +173,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with handler_output_to(Path(os.devnull)):  # the handlers' logs are not the point here
         results = [measure(event_file, scenario) for event_file, scenario in RUNS]
-    imports = import_times()
     if args.json:
-        print(json.dumps({"restores": results, "importMs": imports, "prices": PRICES_USD}, indent=2))
+        print(json.dumps({"restores": results, "prices": PRICES_USD}, indent=2))
         return 0
 
     header = (
@@ -223,10 +193,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['awsRequests'].get('secretsmanager:GetSecretValue', 0):>7} {r['atlasCalls']:>5} "
             f"{r['costUsd']:>11.6f} {r['offlineWallSeconds']:>7.2f}s"
         )
-    print()
-    print("handler import (cold-start code part), median of 5 fresh interpreters:")
-    for name, ms in imports.items():
-        print(f"  {name:<7} {ms:>5} ms")
     return 0
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
+from flexrestore.contracts.patterns import is_target_name
 from flexrestore.domain.request import (
     ALLOWED_FIELDS,
     ATLAS_ID_PATTERN,
@@ -176,6 +177,50 @@ def test_dollar_does_not_accept_a_trailing_newline() -> None:
         with pytest.raises(ValidationError) as caught:
             Probe(**data)
         assert [e["loc"] for e in caught.value.errors()] == [(field,)]
+
+
+# Atlas's own pattern for targetDeploymentItemName; TARGET_NAME_PATTERN leaves the length to max_length.
+ATLAS_TARGET_NAME_PATTERN = r"^[\p{L}\p{N}\-_.(),:&@+']{1,64}$"
+TARGET_NAMES = [
+    "",
+    "a",
+    "orders-verify",
+    "Prüfung_(2026),v1:copy&more@x+y'z",
+    "名前",
+    "٣٤",
+    "x" * 63,
+    "x" * 64,
+    "x" * 65,
+    "ü" * 64,
+    "ü" * 65,
+    "a b",
+    "a/b",
+    "a$b",
+    "-" * 64,
+    "a" * 64 + "!",
+    "🙂",
+]
+
+
+@pytest.mark.parametrize("name", TARGET_NAMES, ids=range(len(TARGET_NAMES)))
+def test_the_target_name_rule_is_atlas_s_pattern(name: str) -> None:
+    """``+`` with max_length 64 accepts and refuses exactly what Atlas's ``{1,64}`` does, with the same
+    error, in the request model and in the run-time check of verification plans."""
+
+    class Atlas(BaseModel):
+        targetDeploymentItemName: str = Field(pattern=ATLAS_TARGET_NAME_PATTERN, max_length=64)
+
+    def errors(model: type[BaseModel], data: dict[str, object]) -> list[str]:
+        try:
+            model.model_validate(data)
+        except ValidationError as exc:
+            return [e["type"] for e in exc.errors() if e["loc"] == ("targetDeploymentItemName",)]
+        return []
+
+    request = {**GOOD, "targetDeploymentItemName": name}
+    atlas = errors(Atlas, request)
+    assert errors(RestoreRequest, request) == atlas
+    assert is_target_name(name) == (atlas == [])
 
 
 def test_every_bad_field_is_named_once() -> None:

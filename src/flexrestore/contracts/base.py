@@ -36,8 +36,16 @@ Timestamp = Annotated[
 class Contract(BaseModel):
     """A frozen model with Atlas-style camelCase names on the wire."""
 
+    # defer_build: a model's validator and serializer are built when it is first used, not when its class
+    # is defined, so a cold start builds only the models its invocation reads or writes (building them
+    # all at import took about 15 ms of every handler's start).
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore", serialize_by_alias=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        extra="ignore",
+        serialize_by_alias=True,
+        defer_build=True,
     )
 
     def to_json(self) -> dict[str, Any]:

@@ -68,6 +68,8 @@ _MAX_FIELD_NAME_ECHO = 64
 class RestoreRequest(BaseModel):
     """A validated restore request. Python names are snake_case; the wire names are Atlas's camelCase."""
 
+    # defer_build: validators are built on first use (the first request, or a recovery plan at cold start),
+    # not when the intake's import defines the class.
     model_config = ConfigDict(
         strict=True,
         extra="forbid",
@@ -75,6 +77,7 @@ class RestoreRequest(BaseModel):
         validate_by_alias=True,
         validate_by_name=False,
         serialize_by_alias=True,
+        defer_build=True,
     )
 
     group_id: str = Field(alias="groupId", pattern=ATLAS_ID_PATTERN, max_length=24)
@@ -134,7 +137,7 @@ class RestoreRequest(BaseModel):
 class TriggeredRestore(BaseModel):
     """A restore request and who asked for it (an API call, a schedule, an alarm's recovery plan)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     request: RestoreRequest
     requested_by: RequestedBy
