@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_poll_loop.py
 	$(BIN)/python tests/benchmarks/bench_restore.py
 	$(BIN)/python tests/benchmarks/bench_results.py
+	$(BIN)/python tests/benchmarks/bench_runs.py
 
 docs: $(STAMP)
 	$(BIN)/python -m flexrestore.contracts.schemas docs

@@ -31,7 +31,6 @@ EVENTS = REPO / "events"
 
 RUNS: list[tuple[str, str]] = [
     ("api-post-restore.json", "ok"),
-    ("schedule-nightly-verify.json", "ok"),
     ("alarm-into-alarm.json", "ok"),
     ("api-post-restore.json", "slow"),
     ("api-post-restore.json", "flaky"),
