@@ -22,6 +22,7 @@ snapshot from yesterday, added to the simulator for the run; the plan selects th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(QUIET)
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
-        result = measure(size, args.concurrency)
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the handlers' metric lines
+            result = measure(size, args.concurrency)
         results.append(result)
         print(
             f"{size:>4} sources  {result['final_status']:<9}  run: {result['run_transitions']} transitions, "
