@@ -23,6 +23,10 @@ function misbehave, replace it: ``stack.functions["poll"] = my_callable`` (a han
 ``"package.module.function"``). ``atlas_url=...`` (with ``secret=...`` and a real clock) points the stack at
 another Atlas instead of starting the simulator.
 
+Atlas faults: ``stack.simulator.fail_next(operation, Fault...)`` and ``fail_for`` (simulator/faults.py); a
+slow or unanswered Atlas call makes the calling handler wait on the stack's clock (simulator/delays.py), so
+it can time out as it would against Atlas.
+
 ``env_overrides`` adds or replaces environment variables for the stack's lifetime (e.g.
 ``{"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}`` for quiet output; powertools
 reads the log level when a handler module is first imported).
@@ -317,10 +321,13 @@ class OfflineStack:
                 )
             return
         from flexrestore.simulator import DEMO, AtlasSimulator
+        from flexrestore.simulator.delays import honour_delays
 
         self.simulator = AtlasSimulator(clock=self.clock, scenario=self.scenario)
         self.atlas_base_url = self.simulator.start()
         self._exit.callback(self.simulator.stop)
+        # Slow and unanswered calls (sim.fail_next(..., Fault.timeout())) cost time on the stack's clock.
+        self._exit.enter_context(honour_delays())
         if self.secret is None:
             self.secret = {"clientId": DEMO.client_id, "clientSecret": DEMO.client_secret}
 

@@ -51,6 +51,11 @@ class Authenticator:
     _expire_next: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued so far (for tests that prove none leaks), oldest first."""
+        with self.lock:
+            return list(self._tokens)
+
     def expire_next_credential(self) -> None:
         """token-expired scenario: the next API call's token (or Digest nonce) is refused once as expired."""
         with self.lock:
