@@ -198,3 +198,34 @@ def test_a_slow_answer_arrives_late_or_times_out(
         with pytest.raises(httpx.ReadTimeout):
             api.get(JOBS)
     assert clock.now() - before == 14.0
+
+
+def test_an_expired_credential_fault_refuses_the_token_presented_once(
+    api: httpx.Client, sim: AtlasSimulator
+) -> None:
+    sim.fail_next("listFlexRestoreJobs", Fault.expired_credential(), skip=1)
+    assert api.get(JOBS).status_code == 200
+    refused = api.get(JOBS)
+    assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+    assert api.get(JOBS).status_code == 401  # that token stays expired ...
+    fresh = token(sim).json()["access_token"]
+    assert api.get(JOBS, headers={"Authorization": f"Bearer {fresh}"}).status_code == 200  # a new one works
+    assert [(c.status, c.fault) for c in sim.calls if c.path == JOBS] == [
+        (200, None),
+        (401, "credential refused as expired"),
+        (401, None),
+        (200, None),
+    ]
+
+
+def test_an_expired_credential_fault_with_digest_is_one_stale_challenge(sim: AtlasSimulator) -> None:
+    auth = httpx.DigestAuth(DEMO.public_key, DEMO.private_key)
+    with httpx.Client(base_url=sim.base_url, auth=auth, headers={"Accept": MEDIA}, verify=False) as client:
+        assert client.get(JOBS).status_code == 200  # a challenge, then the answer
+        sim.fail_next("listFlexRestoreJobs", Fault.expired_credential())
+        refused = client.get(JOBS)
+        assert refused.status_code == 200  # httpx answers the stale challenge on its own
+    statuses = [(c.status, c.fault) for c in sim.calls if c.path == JOBS]
+    assert statuses == [(401, None), (200, None), (401, "credential refused as expired"), (200, None)]
+    digests = [a for a in sim.authorizations if a.startswith("Digest ")]
+    assert len(digests) == 3 and all('response="' in a for a in digests)

@@ -129,18 +129,31 @@ class Authenticator:
     # -- API calls -------------------------------------------------------------------------------------
 
     def authenticate(
+        self, method: str, target: str, authorization: str | None, *, expire: bool = False
+    ) -> tuple[str, AtlasProblem | None]:
+        """(auth kind, refusal or None) for an API call; ``target`` is the raw request path with query.
+        ``expire``: the credential this call presents (bearer token, Digest nonce) is refused as expired."""
+        with self.lock:
+            pending = self._expire_next
+            if expire:
+                self._expire_next = True
+            try:
+                return self._authenticate(method, target, authorization)
+            finally:
+                if expire and self._expire_next:  # refused for another reason: leave the flag as it was
+                    self._expire_next = pending
+
+    def _authenticate(
         self, method: str, target: str, authorization: str | None
     ) -> tuple[str, AtlasProblem | None]:
-        """(auth kind, refusal or None) for an API call; ``target`` is the raw request path with query."""
         scheme, _, value = (authorization or "").partition(" ")
         scheme = scheme.lower()
-        with self.lock:
-            if scheme == "bearer":
-                return "bearer", self._check_bearer(value.strip())
-            if scheme == "digest":
-                return "digest", self._check_digest(method, target, value)
-            kind = "basic" if scheme == "basic" else "none"
-            return kind, self._unauthorized("You are not authorized for this resource.", challenge=True)
+        if scheme == "bearer":
+            return "bearer", self._check_bearer(value.strip())
+        if scheme == "digest":
+            return "digest", self._check_digest(method, target, value)
+        kind = "basic" if scheme == "basic" else "none"
+        return kind, self._unauthorized("You are not authorized for this resource.", challenge=True)
 
     def _check_bearer(self, token: str) -> AtlasProblem | None:
         entry = self._tokens.get(token)

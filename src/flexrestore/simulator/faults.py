@@ -21,6 +21,7 @@ What a fault does (:class:`Fault`):
 * ``cut()``: the connection is closed with no answer (``Call.status`` 0), nothing done;
   ``lost_answer()`` the same after the operation was done (a create is stored);
 * ``not_json()``: the operation is done and answered 200 with an HTML page instead of JSON;
+* ``expired_credential()``: the bearer token (or Digest nonce) presented is refused as expired (401);
 * ``timeout()``: no answer within the client's timeout, nothing done; ``timeout(after_acting=True)``: done,
   never answered; ``slow(seconds)``: done and answered that many seconds late.
 
@@ -65,6 +66,7 @@ class Fault:
     garbage: bool = False  # 200 with a body that is not JSON
     delay: float = 0.0  # the answer comes this many seconds late (math.inf: never)
     after_acting: bool = False  # the operation is done before the fault
+    expire_credential: bool = False  # the bearer token / Digest nonce presented is refused as expired
 
     @classmethod
     def error(cls, status: int, *, retry_after: int | None = None) -> Fault:
@@ -99,6 +101,12 @@ class Fault:
         return cls(delay=math.inf, after_acting=after_acting)
 
     @classmethod
+    def expired_credential(cls) -> Fault:
+        """The bearer token (or Digest nonce) the call presents is refused as expired (401); a fresh token
+        (or a new challenge's nonce) works. Atlas does nothing with the refused call."""
+        return cls(expire_credential=True)
+
+    @classmethod
     def slow(cls, seconds: float) -> Fault:
         """Done and answered ``seconds`` late (a timeout for a client that waits less)."""
         if not 0 < seconds < math.inf:
@@ -114,6 +122,8 @@ class Fault:
         return AtlasProblem(status, code, f"Injected fault: {code}.{wait}", headers=headers)
 
     def describe(self) -> str:
+        if self.expire_credential:
+            return "credential refused as expired"
         if self.status is not None:
             wait = f" Retry-After {self.retry_after}" if self.retry_after is not None else ""
             return f"HTTP {self.status}{wait}"
@@ -170,12 +180,13 @@ class FaultPlan:
         with self._lock:
             self._rules = [r for r in self._rules if names is not None and r.operation not in names]
 
-    def take(self, operation: str, now: float) -> Fault | None:
-        """The fault that strikes this call of ``operation`` (spending it), or None."""
+    def take(self, operation: str, now: float, *, expiring: bool = False) -> Fault | None:
+        """The fault that strikes this call of ``operation`` (spending it), or None. ``expiring``: only
+        the credential faults (checked before authentication), else only the others."""
         with self._lock:
             self._rules = [r for r in self._rules if r.until is None or now < r.until]
             for rule in self._rules:
-                if rule.operation != operation:
+                if rule.operation != operation or rule.fault.expire_credential != expiring:
                     continue
                 if rule.skip > 0:
                     rule.skip -= 1

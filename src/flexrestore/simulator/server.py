@@ -429,7 +429,12 @@ class AtlasSimulator:
     ) -> _Reply:
         """Auth, then the spec, then the scenario's fault, then the operation; any refusal is an ApiError."""
         try:
-            call.auth_kind, refusal = self.auth.authenticate(method, target, headers.get("authorization"))
+            expiring = self._expiring_credential(method, target, headers.get("authorization"))
+            if expiring is not None:
+                call.fault = expiring.describe()
+            call.auth_kind, refusal = self.auth.authenticate(
+                method, target, headers.get("authorization"), expire=expiring is not None
+            )
             if refusal is not None:
                 raise refusal
             found = self.spec.match(method, urlsplit(target).path)
@@ -457,6 +462,17 @@ class AtlasSimulator:
         except AtlasProblem as problem:
             call.violation = problem.violation
             return _Reply(problem.status, problem.body(), dict(problem.headers), "application/json")
+
+    def _expiring_credential(self, method: str, target: str, authorization: str | None) -> Fault | None:
+        """An armed ``Fault.expired_credential()`` for this call's operation (spent), or None. Only a call
+        that presents a bearer token or a Digest answer has a credential to expire."""
+        if (authorization or "").partition(" ")[0].lower() not in ("bearer", "digest"):
+            return None
+        try:
+            operation = self.spec.match(method, urlsplit(target).path).operation.short_id
+        except AtlasProblem:
+            return None  # no such operation: auth and the spec answer it as they would
+        return self.faults.take(operation, self._now(), expiring=True)
 
     def _served(self, found: Match, query: Mapping[str, list[str]], body: Any) -> _Reply:
         """The operation done and answered as it would be without a fault (a fault that strikes after it)."""
