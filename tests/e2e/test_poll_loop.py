@@ -370,3 +370,19 @@ def test_the_stack_can_use_an_atlas_it_did_not_start() -> None:
             assert record["finalStatus"] == "COMPLETED"
             assert stack.atlas_calls() == []  # only the stack's own simulator is observed
         assert any("/backup/restoreJobs/" in call.path for call in atlas.calls)
+
+
+def test_a_broken_definition_is_refused_every_time_though_good_ones_are_parsed_once(
+    stack: OfflineStack,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    # The harness keeps moto's parse of each definition (it takes ~0.3 s); failures are not kept.
+    sfn = stack._client("stepfunctions")
+    broken = '{"StartAt": "Nowhere", "States": {"Done": {"Type": "Succeed"}'
+    for name in ("broken-1", "broken-2"):
+        with pytest.raises(ClientError, match="ASLParserException"):
+            sfn.create_state_machine(name=name, definition=broken, roleArn=f"arn:aws:iam::1:role/{name}")
+    # The stack's own definition, parsed when the stack made it, still runs a restore to its end.
+    record, _, _ = ended(stack, start_restore(stack))
+    assert record["finalStatus"] == "COMPLETED"

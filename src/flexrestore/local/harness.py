@@ -379,6 +379,7 @@ class OfflineStack:
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
             WaitFunction,
         )
+        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
         from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
         from moto.stepfunctions.parser.utils import TMP_THREADS
 
@@ -433,7 +434,9 @@ class OfflineStack:
             arn = worker._evaluation_details.execution_details.arn
             stack._threads[arn] = conductor.start_thread(worker._execution_logic, name="sfn-execution")
 
+        parse_once = staticmethod(_parsing_once(AmazonStateLanguageParser.parse))
         replacements: list[tuple[Any, str, Any]] = [
+            (AmazonStateLanguageParser, "parse", parse_once),
             (LambdaSimpleBackend, "invoke", invoke),
             (WaitFunction, "_wait_interval", wait_interval),
             (ExecutionWorker, "start", start_worker),
@@ -676,6 +679,27 @@ class OfflineStack:
         from flexrestore import bootstrap
 
         return bootstrap.atlas()
+
+
+_SYNTAX_TREES: dict[str, Any] = {}
+
+
+def _parsing_once(parse: Callable[[str], tuple[Any, Any]]) -> Callable[[str], tuple[Any, Any]]:
+    """moto's ``AmazonStateLanguageParser.parse`` (``parse``) with its ANTLR tree kept per definition: the
+    parse takes about 0.3 s, and moto parses at create_state_machine and again at every execution start.
+    The tree is only read afterwards; the evaluation components are built fresh every time (executions
+    share nothing), and a broken definition fails every time as before (failures are not kept)."""
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    def parse_once(definition: str) -> tuple[Any, Any]:
+        tree = _SYNTAX_TREES.get(definition)
+        if tree is None:
+            program, tree = parse(definition)
+            _SYNTAX_TREES[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    return parse_once
 
 
 def _trailing_json(message: str) -> Any:
