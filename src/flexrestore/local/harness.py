@@ -282,6 +282,7 @@ class OfflineStack:
         self._exit.enter_context(self._log_level())
         _clear_container_caches()
         self._exit.enter_context(self._moto_patches())
+        self._exit.enter_context(_shared_botocore_loader())
         self._exit.enter_context(
             mock_aws(
                 config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -679,6 +680,29 @@ class OfflineStack:
         from flexrestore import bootstrap
 
         return bootstrap.atlas()
+
+
+@contextmanager
+def _shared_botocore_loader() -> Iterator[None]:
+    """One botocore data loader for every session while the stack is open. moto gives each mock a new
+    default boto3 session, and each new session read the service models from disk again (about 25 ms per
+    client); the loader only caches what it read, so sharing it changes nothing else."""
+    import botocore.loaders
+    import botocore.session
+
+    original = botocore.session.create_loader
+    botocore.session.create_loader = _cached_loader  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        botocore.session.create_loader = original
+
+
+@functools.cache
+def _cached_loader(search_path: str | None = None) -> Any:
+    import botocore.loaders
+
+    return botocore.loaders.create_loader(search_path)
 
 
 _SYNTAX_TREES: dict[str, Any] = {}
