@@ -56,6 +56,18 @@ class Authenticator:
         with self.lock:
             return list(self._tokens)
 
+    def can_expire(self, authorization: str | None) -> bool:
+        """Whether the credential presented could have expired: a bearer token this endpoint issued, or a
+        Digest nonce already used by an earlier call (a nonce just handed out in a challenge cannot)."""
+        scheme, _, value = (authorization or "").partition(" ")
+        with self.lock:
+            if scheme.lower() == "bearer":
+                return value.strip() in self._tokens
+            if scheme.lower() == "digest":
+                nonce = parse_keqv_list(parse_http_list(value)).get("nonce")
+                return any(seen[0] == nonce for seen in self._seen)
+        return False
+
     def expire_next_credential(self) -> None:
         """token-expired scenario: the next API call's token (or Digest nonce) is refused once as expired."""
         with self.lock:

@@ -144,6 +144,7 @@ class _Rule:
     left: int | None  # calls it still strikes (None: until ``until``)
     until: float | None  # clock time after which it strikes no more
     skip: int = 0  # matching calls let through before it strikes
+    hits: int = 0  # calls it struck
 
 
 @dataclass
@@ -152,6 +153,7 @@ class FaultPlan:
 
     operations: frozenset[str]
     _rules: list[_Rule] = field(default_factory=list)
+    _armed: list[_Rule] = field(default_factory=list)  # every rule ever armed, spent ones included
     _lock: threading.Lock = field(default_factory=threading.Lock)
     struck: list[tuple[str, str]] = field(default_factory=list)  # (operation, fault) per struck call
 
@@ -171,8 +173,15 @@ class FaultPlan:
             raise ValueError("count must be at least 1")
         if skip < 0:
             raise ValueError("skip must be 0 or more")
+        rule = _Rule(operation, fault, count, until, skip)
         with self._lock:
-            self._rules.append(_Rule(operation, fault, count, until, skip))
+            self._rules.append(rule)
+            self._armed.append(rule)
+
+    def never_struck(self) -> list[str]:
+        """``"<operation>: <fault>"`` for every rule armed so far that has not struck a single call."""
+        with self._lock:
+            return [f"{r.operation}: {r.fault.describe()}" for r in self._armed if r.hits == 0]
 
     def clear(self, operations: Iterable[str] | None = None) -> None:
         """Disarm every rule (of those operations)."""
@@ -191,6 +200,7 @@ class FaultPlan:
                 if rule.skip > 0:
                     rule.skip -= 1
                     continue
+                rule.hits += 1
                 if rule.left is not None:
                     rule.left -= 1
                     if rule.left == 0:

@@ -465,8 +465,8 @@ class AtlasSimulator:
 
     def _expiring_credential(self, method: str, target: str, authorization: str | None) -> Fault | None:
         """An armed ``Fault.expired_credential()`` for this call's operation (spent), or None. Only a call
-        that presents a bearer token or a Digest answer has a credential to expire."""
-        if (authorization or "").partition(" ")[0].lower() not in ("bearer", "digest"):
+        that presents an issued bearer token, or a Digest nonce used before, has a credential to expire."""
+        if not self.auth.can_expire(authorization):
             return None
         try:
             operation = self.spec.match(method, urlsplit(target).path).operation.short_id
