@@ -70,3 +70,18 @@ def _every_atlas_call_follows_the_spec(
     errors = [error for sim in started for error in sim.errors]
     assert not violations, f"requests that break the Atlas spec: {violations}"
     assert not errors, f"simulator errors: {errors}"
+
+
+# --- the fault matrix's table at the end of the run (tests/faults/report.py) ------------------------------
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    from tests.faults import report as matrix
+
+    matrix.runtest_logreport(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.faults import report as matrix
+
+    matrix.terminal_summary(terminalreporter)
