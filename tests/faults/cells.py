@@ -292,7 +292,6 @@ AWS_CELLS = [
         "intake",
         secrets_manager("intake"),
         REFUSED,
-        known_bug="the 503's message does not say to retry",
     ),
     Cell(
         AWS,
