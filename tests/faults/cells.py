@@ -308,7 +308,6 @@ AWS_CELLS = [
         secrets_manager("poll"),
         COMPLETED,
         cold=("poll",),
-        known_bug="the poll step ends the restore ERROR when the secret cannot be read",
     ),
     # DynamoDB: every call of the function, a burst and an outage.
     *[
