@@ -327,11 +327,6 @@ AWS_CELLS = [
             step,
             dynamodb(step, seconds=600),
             REFUSED if step == "intake" else COMPLETED,
-            known_bug=(
-                "nobody ends a restore whose execution ended without its final record"
-                if step == "record"
-                else None
-            ),
         )
         for step in STEPS
     ],
@@ -407,7 +402,6 @@ AWS_CELLS = [
         "notify",
         arm(AwsFault("sns", "Publish", "notify", code="Throttled", seconds=600)),
         COMPLETED,
-        known_bug="nobody tells a restore whose execution failed to notify",
     ),
     Cell(
         AWS,
@@ -421,7 +415,6 @@ AWS_CELLS = [
             AwsFault("sns", "Publish", "reconcile", code="Throttled", count=2),
         ),
         HANDOFF_FAILS,
-        known_bug="the reconciler tells an ending it decided once, and never again",
     ),
     Cell(
         AWS,
@@ -436,7 +429,6 @@ AWS_CELLS = [
         "notify",
         arm(AwsFault("events", "PutEvents", "notify", code="InternalException", seconds=600)),
         COMPLETED,
-        known_bug="nobody tells a restore whose execution failed to notify",
     ),
     # Lambda timeouts: a call that never returns, so the function runs into its timeout.
     Cell(

@@ -13,6 +13,7 @@ import logging
 from flexrestore.aws.clients import client
 from flexrestore.aws.codec import error_code
 from flexrestore.contracts import ExecutionInput
+from flexrestore.domain.ports import ExecutionState
 
 logger = logging.getLogger("flexrestore.executions")
 
@@ -43,3 +44,18 @@ class Executions:
         existing = sfn.describe_execution(executionArn=arn)
         logger.info("execution %s already exists (%s); continuing with it", name, existing.get("status"))
         return str(existing["executionArn"])
+
+    def describe(self, execution_arn: str) -> ExecutionState:
+        """Where the execution is, and its output (JSON) once it has succeeded."""
+        answer = client("stepfunctions").describe_execution(executionArn=execution_arn)
+        output = answer.get("output")
+        try:
+            parsed = json.loads(output) if output else None
+        except ValueError:
+            parsed = None
+        return ExecutionState(
+            status=str(answer.get("status")),
+            output=parsed if isinstance(parsed, dict) else None,
+            error=answer.get("error"),
+            cause=answer.get("cause"),
+        )

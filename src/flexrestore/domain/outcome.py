@@ -328,6 +328,7 @@ class EndingToTell:
     record: RestoreRecord
     saved: bool
     record_error: dict[str, str] | None = None
+    hold_lock: bool = False  # the observation said a job may exist: the target keeps its lease
 
 
 def ending_to_tell(state: dict[str, Any], *, now: datetime) -> EndingToTell:
@@ -342,6 +343,7 @@ def ending_to_tell(state: dict[str, Any], *, now: datetime) -> EndingToTell:
         record_error.get("Error"), record_error.get("Cause") or "the Record step produced no record"
     )
     observation = Observation.from_dict((state.get("poll") or {}).get("observation"))
+    hold_lock = observation.hold_lock
     try:
         record = final_record(
             ExecutionInput.from_event(state), None, observation, execution_arn=None, now=now
@@ -361,4 +363,4 @@ def ending_to_tell(state: dict[str, Any], *, now: datetime) -> EndingToTell:
             finished_at=now,
             error=error_info("InvalidExecutionInput", str(exc)),
         )
-    return EndingToTell(record, saved=False, record_error=error.to_json())
+    return EndingToTell(record, saved=False, record_error=error.to_json(), hold_lock=hold_lock)

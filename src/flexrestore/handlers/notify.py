@@ -3,7 +3,8 @@
 
 Event: the state after the Record step: execution input, ``poll.observation``, and either
 ``recorded.record`` (the saved final record) or ``recordError`` (DynamoDB failed: the record is rebuilt
-from the input and the observation, and the message says it was not saved).
+from the input and the observation, and the message says it was not saved). The answer (the execution's
+output) then carries that record, which the reconciler writes once DynamoDB takes it (domain/reconcile.py).
 """
 
 from __future__ import annotations
@@ -31,10 +32,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.info(
         "outcome notified", extra={"finalStatus": ending.record.final_status, "recordSaved": ending.saved}
     )
-    return {
+    answer: dict[str, Any] = {
         "status": "SENT",
         "at": clock.isoformat(told.at),
         "snsMessageId": told.ids[notifying.SNS_CHANNEL],
         "eventId": told.ids[notifying.EVENTS_CHANNEL],
         "recordSaved": ending.saved,
+        "finalStatus": ending.record.final_status,
     }
+    if not ending.saved:
+        # The execution's output: the ending people were told, for the reconciler to record.
+        answer.update(record=ending.record.to_json(), holdLock=ending.hold_lock)
+    return answer
