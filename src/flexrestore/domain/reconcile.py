@@ -34,7 +34,7 @@ from flexrestore.contracts import Notification, RestoreRecord
 from flexrestore.contracts.record import ERROR
 from flexrestore.domain import notifying
 from flexrestore.domain.intake import execution_input_for, hand_over
-from flexrestore.domain.outcome import Observation, count_ending, final_record
+from flexrestore.domain.outcome import UNCERTAIN, Observation, count_ending, final_record
 from flexrestore.domain.ports import (
     Executions,
     ExecutionState,
@@ -49,7 +49,6 @@ logger = logging.getLogger("flexrestore.reconcile")
 HANDOFF_GRACE = timedelta(minutes=2)  # an intake still at work is not raced
 LOCK_GRACE = timedelta(minutes=15)
 LOOKBACK = timedelta(days=3)  # how far back restores are looked at for an ending left unrecorded or untold
-UNCERTAIN = "CREATE_UNCERTAIN"
 EXECUTION_ENDED = "EXECUTION_ENDED"
 LEASE_KEPT = frozenset({UNCERTAIN, EXECUTION_ENDED})  # endings after which an Atlas job may still run
 
