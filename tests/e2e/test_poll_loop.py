@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from flexrestore.aws.locks import TargetLocks
 from flexrestore.aws.notifier import Notifier
 from flexrestore.clock import VirtualClock
 from flexrestore.domain.errors import RestoreStillRunning
@@ -209,7 +210,16 @@ def test_a_poll_lambda_that_crashes_every_time_still_ends_recorded_and_announced
     assert notification["subject"] == "Restore ERROR: orders-prod → orders-verify"
     assert "Error:        RuntimeError: poll handler bug" in notification["message"]
     assert event["detail-type"] == "Flex Restore Failed"
-    assert stack.record(restore.lock_id or "") is None  # a crash does not leave the target locked
+    # A crash does not leave the target locked. (stack.record reads restore records only: it is None for a
+    # lock item whether or not the lock is there, so ask the locks.)
+    assert restore.lock_id is not None
+    assert TargetLocks(RESTORES_TABLE).holder(DEMO.group_id, DEMO.scratch_target) is None
+    assert (
+        stack._client("dynamodb")
+        .get_item(TableName=RESTORES_TABLE, Key={"id": {"S": restore.lock_id}})
+        .get("Item")
+        is None
+    )
 
 
 def test_when_dynamodb_refuses_the_record_the_notification_still_carries_the_outcome(
