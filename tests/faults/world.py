@@ -12,13 +12,11 @@ in once and only time passes.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import importlib
 import io
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from flexrestore.clock import VirtualClock
 from flexrestore.local.harness import IDEMPOTENCY_TABLE, RESTORES_TABLE, LambdaTimedOut, OfflineStack
 from flexrestore.simulator import DEMO, AtlasSimulator
 from tests.faults.aws import AwsFaults, Crash, running_as
+from tests.faults.secrets import secret_needles
 from tests.integration.intake_support import answer, load
 
 GROUP, SOURCE, TARGET = DEMO.group_id, DEMO.source_cluster, DEMO.scratch_target
@@ -352,33 +351,8 @@ class FaultWorld:
         }
 
     def needles(self) -> dict[str, str]:
-        """What must never show: the secret's private value, every bearer token the simulator issued, every
-        Authorization header it received and the Digest ``response=`` inside it, the Basic credentials."""
-        found: dict[str, str] = {}
-        for name in ("clientSecret", "privateKey"):
-            if name in self.secret:
-                found[f"the Atlas {name}"] = self.secret[name]
-        if "clientSecret" in self.secret:
-            basic = f"{self.secret['clientId']}:{self.secret['clientSecret']}".encode()
-            found["the Basic credentials"] = base64.b64encode(basic).decode()
-        for number, token in enumerate(self.sim.issued_tokens, 1):
-            found[f"bearer token #{number}"] = token
-        for number, header in enumerate(self.sim.authorizations, 1):
-            found[f"Authorization header #{number}"] = header
-            digest = re.search(r'response="([^"]+)"', header)
-            if digest:
-                found[f"Digest response #{number}"] = digest.group(1)
-        return found
-
-
-def leaks(haystacks: dict[str, str], needles: dict[str, str]) -> list[str]:
-    """``"<what> in <where>"`` for every needle found in a haystack."""
-    return [
-        f"{label} in {where}"
-        for where, text in haystacks.items()
-        for label, value in needles.items()
-        if value and value in text
-    ]
+        """What must never show (tests/faults/secrets.py)."""
+        return secret_needles(self.secret, self.sim)
 
 
 def _resolve(target: Callable[..., Any] | str) -> Callable[..., Any]:
