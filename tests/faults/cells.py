@@ -174,8 +174,8 @@ def digest_nonce_goes_stale(phase: str) -> Arrange:
 
 
 ATLAS_CELLS = [
-    Cell(ATLAS, "no fault", "-", no_fault, COMPLETED),
-    Cell(ATLAS, "no fault", "-", no_fault, COMPLETED, trigger="schedule"),
+    Cell(ATLAS, "no fault", "none", no_fault, COMPLETED),
+    Cell(ATLAS, "no fault", "none", no_fault, COMPLETED, trigger="schedule"),
     Cell(ATLAS, "Atlas fails the restore", "poll", restore_fails_in_atlas, Expect("FAILED")),
     *[atlas_cell(fault, phase) for fault in ATLAS_FAULTS for phase in fault.phases],
     Cell(
@@ -226,7 +226,7 @@ ATLAS_CELLS = [
     Cell(ATLAS, "never finishes", "poll", restore_never_finishes, Expect("TIMED_OUT", "DEADLINE_EXCEEDED")),
     # The same over HTTP Digest (programmatic API key): the nonce goes stale where the token expired (not on
     # the first call, the snapshot listing: its nonce comes from the challenge it has just answered).
-    Cell(ATLAS, "no fault", "-", no_fault, COMPLETED, credentials="API key"),
+    Cell(ATLAS, "no fault", "none", no_fault, COMPLETED, credentials="API key"),
     *[
         Cell(
             ATLAS,
@@ -278,6 +278,15 @@ def secrets_manager(step: str) -> Arrange:
 def hang(step: str, service: str, operation: str, **how: object) -> Arrange:
     fault = AwsFault(service, operation, step, hang=True, **how)  # type: ignore[arg-type]
     return handoff_deferred(fault) if step == "reconcile" else arm(fault)
+
+
+def never_started() -> list[AwsFault]:
+    """Step Functions refuses every start for 2 hours, the intake's and the reconciler's: the restore can
+    only end, at its deadline, without ever reaching Atlas (the reconciler ends it HANDOFF_FAILED)."""
+    return [
+        AwsFault("stepfunctions", "StartExecution", step, code="ServiceUnavailable", seconds=7200)
+        for step in ("intake", "reconcile")
+    ]
 
 
 HANDOFF_FAILS = Expect("ERROR", "HANDOFF_FAILED")
@@ -380,12 +389,7 @@ AWS_CELLS = [
         AWS,
         "StartExecution fails for 2 h",
         "intake",
-        arm(
-            *[
-                AwsFault("stepfunctions", "StartExecution", step, code="ServiceUnavailable", seconds=7200)
-                for step in ("intake", "reconcile")
-            ]
-        ),
+        arm(*never_started()),
         HANDOFF_FAILS,
     ),
     # SNS and EventBridge.
@@ -408,11 +412,17 @@ AWS_CELLS = [
         "SNS Publish fails twice",
         "reconcile",
         arm(
-            *[
-                AwsFault("stepfunctions", "StartExecution", step, code="ServiceUnavailable", seconds=7200)
-                for step in ("intake", "reconcile")
-            ],
+            *never_started(),
             AwsFault("sns", "Publish", "reconcile", code="Throttled", count=2),
+        ),
+        HANDOFF_FAILS,
+    ),
+    Cell(
+        AWS,
+        "EventBridge PutEvents fails twice",
+        "reconcile",
+        arm(
+            *never_started(), AwsFault("events", "PutEvents", "reconcile", code="InternalException", count=2)
         ),
         HANDOFF_FAILS,
     ),

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 COMMAND = ".venv/bin/pytest -q -n 2 tests/faults"
+# Atlas phases, then Lambda functions, in the order a restore meets them.
+COLUMNS = ("none", "token", "snapshot", "target", "intake", "create", "poll", "record", "notify", "reconcile")
 
 
 @dataclass
@@ -89,8 +91,7 @@ def _table(name: str, results: list[Result]) -> list[str]:
             columns.append(result.column)
         if result.row not in rows:
             rows.append(result.row)
-    order = ["-", "token", "snapshot", "target", "intake", "create", "poll", "record", "notify", "reconcile"]
-    columns.sort(key=lambda c: order.index(c) if c in order else len(order))
+    columns.sort(key=lambda c: COLUMNS.index(c) if c in COLUMNS else len(COLUMNS))
     cells = {(r.row, r.column): r for r in results}
 
     def text(result: Result | None) -> str:
