@@ -24,6 +24,7 @@ class Result:
     outcome: str
     passed: bool = True
     known_bug: bool = False  # an expected failure (strict xfail) until its bug is fixed
+    order: int = 0  # the cell's place in tests/faults/cells.py: tables and rows keep that order
     seconds: float = 0.0
     start: float | None = None
     stop: float | None = None
@@ -68,7 +69,7 @@ class Matrix:
             "nothing and says to retry.",
         ]
         by_table: dict[str, list[Result]] = defaultdict(list)
-        for result in results:
+        for result in sorted(results, key=lambda r: r.order):
             by_table[result.table].append(result)
         for name, table in by_table.items():
             lines += ["", *_table(name, table)]

@@ -69,6 +69,7 @@ def test_cell(cell: Cell, record_property: Any) -> None:
             "column": cell.column,
             "expected": cell.expect.label,
             "outcome": outcome(ending),
+            "order": CELLS.index(cell),
         },
     )
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from flexrestore.aws.locks import TargetLocks, lock_id_for
 from flexrestore.clock import VirtualClock
+from flexrestore.contracts import RestoreRecord
 from flexrestore.local.harness import IDEMPOTENCY_TABLE, RESTORES_TABLE, LambdaTimedOut, OfflineStack
 from flexrestore.simulator import DEMO, AtlasSimulator
 from tests.faults.aws import AwsFaults, Crash, running_as
@@ -250,8 +251,7 @@ class FaultWorld:
             while True:
                 conductor.sleep(RECONCILE_EVERY)
                 self._reconcile()
-                self._look_at_the_lock()
-                if self._settled() or self.now() - start >= horizon:
+                if self._look() or self.now() - start >= horizon:
                     break
         for arn in self.stack.executions():
             self.stack.wait_for_execution(arn)
@@ -265,27 +265,23 @@ class FaultWorld:
     def _holder(self) -> Any:
         return TargetLocks(RESTORES_TABLE).holder(GROUP, TARGET)
 
-    def _look_at_the_lock(self) -> None:
-        holder = self._holder()
-        ended = all(r.get("finalStatus") for r in self._restore_records())
+    def _look(self) -> bool:
+        """Note who holds the target now; True once everything has settled."""
+        records, holder = self._restore_records(), self._holder()
         self.locks_seen.append(
             LockSeen(
                 at=self.now(),
                 holder=holder.restore_id if holder else None,
                 expires_at=holder.expires_at if holder else None,
-                record_ended=ended,
+                record_ended=all(r.get("finalStatus") for r in records),
             )
         )
-
-    def _settled(self) -> bool:
         if any(self.stack.poll_execution(arn, 0.0) is None for arn in self.stack.executions()):
             return False
-        records = self._restore_records()
-        if any(not r.get("finalStatus") for r in records):
-            return False
-        if any((r.get("notification") or {}).get("status") != "SENT" for r in records):
-            return False
-        return self._holder() is None
+        told = all(
+            r.get("finalStatus") and (r.get("notification") or {}).get("status") == "SENT" for r in records
+        )
+        return told and holder is None
 
     # --- what is left ---------------------------------------------------------------------------------------
 
@@ -296,8 +292,9 @@ class FaultWorld:
         return [from_item(item) for item in client("dynamodb").scan(TableName=table)["Items"]]
 
     def _restore_records(self) -> list[dict[str, Any]]:
-        ids = [item["id"] for item in self._items(RESTORES_TABLE) if item.get("kind") == "restore"]
-        return [record for record in (self.stack.record(i) for i in ids) if record is not None]
+        """Every restore record, as GET /restores/{id} would show it."""
+        items = [item for item in self._items(RESTORES_TABLE) if item.get("kind") == "restore"]
+        return [RestoreRecord.model_validate(item).to_json() for item in items]
 
     def ending(self) -> Ending:
         assert self.submitted is not None, "submit the event first"
