@@ -109,6 +109,7 @@ def outage(fault: Fault, seconds: float = OUTAGE) -> Callable[[AtlasSimulator, s
     return arm
 
 
+ATLAS_DOWN = AtlasFault("5xx for 3 min", outage(Fault.error(503)), outlasts_an_invocation=True)
 ATLAS_FAULTS = (
     AtlasFault("429 Retry-After 5 s, twice", burst(*[Fault.rate_limited(retry_after=5)] * 2)),
     AtlasFault(
@@ -121,7 +122,7 @@ ATLAS_FAULTS = (
         "429 without Retry-After, for 3 min", outage(Fault.rate_limited()), outlasts_an_invocation=True
     ),
     AtlasFault("5xx burst: 503 then 500", burst(Fault.error(503), Fault.error(500))),
-    AtlasFault("5xx for 3 min", outage(Fault.error(503)), outlasts_an_invocation=True),
+    ATLAS_DOWN,
     AtlasFault("timeout (no answer), once", burst(Fault.timeout())),
     AtlasFault("connection reset, once", burst(Fault.cut())),
     AtlasFault("non-JSON 200, once", burst(Fault.not_json())),
@@ -143,6 +144,12 @@ def atlas_cell(fault: AtlasFault, phase: str) -> Cell:
         lambda world: fault.arm(world.sim, operation),
         REFUSED if refused else COMPLETED,
     )
+
+
+def create_answer_lost(world: FaultWorld) -> None:
+    world.sim.fail_next(
+        "createFlexRestoreJob", Fault.lost_answer()
+    )  # Atlas stores the job, the answer is cut
 
 
 def lost_create_then_listing_down(seconds: float) -> Arrange:
@@ -178,14 +185,7 @@ ATLAS_CELLS = [
     Cell(ATLAS, "no fault", "none", no_fault, COMPLETED, trigger="schedule"),
     Cell(ATLAS, "Atlas fails the restore", "poll", restore_fails_in_atlas, Expect("FAILED")),
     *[atlas_cell(fault, phase) for fault in ATLAS_FAULTS for phase in fault.phases],
-    Cell(
-        ATLAS,
-        "5xx for 3 min",
-        "snapshot",
-        atlas_cell(ATLAS_FAULTS[5], "snapshot").arrange,
-        REFUSED,
-        "schedule",
-    ),
+    Cell(ATLAS, ATLAS_DOWN.row, "snapshot", atlas_cell(ATLAS_DOWN, "snapshot").arrange, REFUSED, "schedule"),
     Cell(
         ATLAS,
         "timeout after Atlas made the job",
@@ -193,21 +193,8 @@ ATLAS_CELLS = [
         lambda world: world.sim.fail_next("createFlexRestoreJob", Fault.timeout(after_acting=True)),
         COMPLETED,
     ),
-    Cell(
-        ATLAS,
-        "create answer lost",
-        "create",
-        lambda world: world.sim.fail_next("createFlexRestoreJob", Fault.lost_answer()),
-        COMPLETED,
-    ),
-    Cell(
-        ATLAS,
-        "create answer lost",
-        "create",
-        lambda world: world.sim.fail_next("createFlexRestoreJob", Fault.lost_answer()),
-        COMPLETED,
-        trigger="schedule",
-    ),
+    Cell(ATLAS, "create answer lost", "create", create_answer_lost, COMPLETED),
+    Cell(ATLAS, "create answer lost", "create", create_answer_lost, COMPLETED, trigger="schedule"),
     Cell(
         ATLAS,
         "create answer lost, listing down 10 min",
@@ -238,14 +225,7 @@ ATLAS_CELLS = [
         )
         for phase in ("target", "create", "poll")
     ],
-    Cell(
-        ATLAS,
-        "create answer lost",
-        "create",
-        lambda world: world.sim.fail_next("createFlexRestoreJob", Fault.lost_answer()),
-        COMPLETED,
-        credentials="API key",
-    ),
+    Cell(ATLAS, "create answer lost", "create", create_answer_lost, COMPLETED, credentials="API key"),
 ]
 
 
