@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flexrestore.local.harness import RESTORES_TABLE
+from flexrestore.local.harness import IDEMPOTENCY_TABLE, RESTORES_TABLE
 from flexrestore.simulator import DEMO, AtlasSimulator, Fault
 from tests.faults.aws import AwsFault, item_kind, table
 from tests.faults.world import DEADLINE, FaultWorld
@@ -346,6 +346,13 @@ AWS_CELLS = [
         "DynamoDB: write after the start throttled",
         "intake",
         arm(AwsFault("dynamodb", "UpdateItem", "intake", code=THROTTLED)),
+        COMPLETED,
+    ),
+    Cell(
+        AWS,
+        "DynamoDB: keeping the answer for repeats throttled",
+        "intake",
+        arm(AwsFault("dynamodb", "UpdateItem", "intake", code=THROTTLED, only=table(IDEMPOTENCY_TABLE))),
         COMPLETED,
     ),
     Cell(

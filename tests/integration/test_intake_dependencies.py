@@ -68,3 +68,28 @@ def test_a_throttled_read_of_the_api_is_503_with_retry_after(
     status, body, headers = answer(stack.invoke("intake", event))
     assert (status, body["errorCode"]) == (503, "STORE_UNAVAILABLE")
     assert int(headers["Retry-After"]) > 0 and "retry" in str(body["message"])
+
+
+def test_an_accepted_restore_is_answered_202_even_when_its_answer_cannot_be_kept_for_repeats(
+    stack: OfflineStack, faults: AwsFaults
+) -> None:
+    # The restore is recorded and handed over; then DynamoDB refuses to keep the answer for repeats (the
+    # idempotency record's final write). The caller must hear that it was accepted, not "retry later".
+    saved = faults.arm(
+        AwsFault("dynamodb", "UpdateItem", "intake", code=THROTTLED, only=table(IDEMPOTENCY_TABLE))
+    )
+
+    status, body, _ = answer(stack.invoke("intake", load("api-post-restore.json")))
+
+    assert saved.struck == 1
+    assert status == 202, body
+    (record,) = restore_items(stack)
+    assert body["restoreId"] == record["restoreId"]
+    # A repeat later (the key's claim has lapsed) continues with the same restore, never a second one.
+    from flexrestore.aws.clients import client
+
+    for item in client("dynamodb").scan(TableName=IDEMPOTENCY_TABLE)["Items"]:
+        client("dynamodb").delete_item(TableName=IDEMPOTENCY_TABLE, Key={"id": item["id"]})
+    again_status, again, _ = answer(stack.invoke("intake", load("api-post-restore.json")))
+    assert again_status == 202 and again["restoreId"] == body["restoreId"]
+    assert len(restore_items(stack)) == 1 and len(stack.executions()) == 1
