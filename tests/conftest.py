@@ -95,3 +95,18 @@ def _every_api_answer_is_documented(monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setattr(OfflineStack, "_call_handler", checked)
     yield
     assert not problems, f"answers docs/openapi.json does not describe: {problems}"
+
+
+# --- the fault matrix's table at the end of the run (tests/faults/report.py) ------------------------------
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    from tests.faults import report as matrix
+
+    matrix.runtest_logreport(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.faults import report as matrix
+
+    matrix.terminal_summary(terminalreporter)

@@ -32,7 +32,7 @@ from flexrestore.domain.guards import GuardConfig
 from flexrestore.domain.hand_off import CreateStep
 from flexrestore.domain.intake import Intake, IntakeConfig
 from flexrestore.domain.plan_catalog import PlanCatalog
-from flexrestore.domain.ports import LockHolder, OutageState
+from flexrestore.domain.ports import ExecutionState, LockHolder, OutageState
 from flexrestore.domain.reconcile import Reconciler
 
 NOW = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
@@ -274,20 +274,21 @@ class MemoryStore:
         )
         return True
 
-    def end_abandoned(self, restore_id: str, *, code: str, message: str, at: datetime) -> bool:
-        record = self.records.get(restore_id)
-        if record is None or record.ended:
+    def unsettled(self, *, since: datetime, limit: int = 100) -> list[RestoreRecord]:
+        found = [
+            r
+            for r in self.records.values()
+            if r.requested_at >= since
+            and (not r.ended or (r.notification or Notification()).status != "SENT")
+        ]
+        return sorted(found, key=lambda r: r.requested_at)[:limit]
+
+    def end_as(self, record: RestoreRecord) -> bool:
+        self.faults.check("end_as")
+        stored = self.records.get(record.id)
+        if stored is None or stored.ended:
             return False
-        timeline = [*record.timeline, TimelineEntry(status=code, at=at)]
-        self._update(
-            restore_id,
-            status=code,
-            final_status="ERROR",
-            finished_at=at,
-            noticed_at=at,
-            error=ErrorInfo(code=code, message=message),
-            timeline=timeline,
-        )
+        self.records[record.id] = record.model_copy(update={"notification": stored.notification})
         return True
 
     def record_refusal(self, refusal: RefusalRecord) -> None:
@@ -394,24 +395,24 @@ class FakeExecutions:
     """Step Functions: one execution per name (a repeated start answers the same ARN)."""
 
     started: dict[str, ExecutionInput] = field(default_factory=dict)
+    states: dict[str, ExecutionState] = field(default_factory=dict)  # by name; RUNNING once started
     faults: Faults = field(default_factory=Faults)
-    # Executions that ended, by ARN, with their status (the others are RUNNING once started).
-    ended: dict[str, str] = field(default_factory=dict)
 
     def start_execution(self, name: str, execution_input: ExecutionInput) -> str:
         self.faults.check("start_execution")
         self.started.setdefault(name, execution_input)
-        return self.arn(name)
-
-    @staticmethod
-    def arn(name: str) -> str:
+        self.states.setdefault(name, ExecutionState(status="RUNNING"))
         return f"arn:aws:states:us-east-1:123456789012:execution:flexrestore-restore-poll:{name}"
 
-    def status(self, execution_arn: str) -> str | None:
-        if execution_arn in self.ended:
-            return self.ended[execution_arn]
-        name = execution_arn.rsplit(":", 1)[-1]
-        return "RUNNING" if name in self.started else None
+    def describe(self, execution_arn: str) -> ExecutionState:
+        self.faults.check("describe")
+        return self.states[execution_arn.rpartition(":")[2]]
+
+    def end(
+        self, name: str, status: str, output: dict[str, Any] | None = None, error: str | None = None
+    ) -> None:
+        """The execution of that name ends (SUCCEEDED with its output, or FAILED/ABORTED with an error)."""
+        self.states[name] = ExecutionState(status=status, output=output, error=error)
 
 
 @dataclass

@@ -111,7 +111,7 @@ def atlas() -> AtlasClient:
         return get_atlas_client()
     except SecretUnavailable as exc:
         if any(word in str(exc) for word in _TRANSIENT_SECRET_FAILURES):
-            raise DependencyUnavailable("SECRET_UNAVAILABLE", str(exc), retry_after=30) from None
+            raise DependencyUnavailable("SECRET_UNAVAILABLE", f"{exc}; retry later", retry_after=30) from None
         raise ServiceMisconfigured(str(exc)) from None
     except SettingsError as exc:
         raise ServiceMisconfigured(str(exc)) from None

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from flexrestore.aws.locks import TargetLocks
 from flexrestore.aws.notifier import Notifier
 from flexrestore.clock import VirtualClock
 from flexrestore.contracts.events import OutcomeEvent
@@ -217,7 +218,16 @@ def test_a_poll_lambda_that_crashes_every_time_still_ends_recorded_and_announced
     assert notification["subject"] == "Restore ERROR: orders-prod → orders-verify"
     assert "Error:        RuntimeError: poll handler bug" in notification["message"]
     assert event["detail-type"] == "Flex Restore Errored"
-    assert stack.record(restore.lock_id or "") is None  # a crash does not leave the target locked
+    # A crash does not leave the target locked. (stack.record reads restore records only: it is None for a
+    # lock item whether or not the lock is there, so ask the locks.)
+    assert restore.lock_id is not None
+    assert TargetLocks(RESTORES_TABLE).holder(DEMO.group_id, DEMO.scratch_target) is None
+    assert (
+        stack._client("dynamodb")
+        .get_item(TableName=RESTORES_TABLE, Key={"id": {"S": restore.lock_id}})
+        .get("Item")
+        is None
+    )
 
 
 def test_when_dynamodb_refuses_the_record_the_notification_still_carries_the_outcome(
@@ -380,3 +390,19 @@ def test_the_stack_can_use_an_atlas_it_did_not_start() -> None:
             assert record["finalStatus"] == "COMPLETED"
             assert stack.atlas_calls() == []  # only the stack's own simulator is observed
         assert any("/backup/restoreJobs/" in call.path for call in atlas.calls)
+
+
+def test_a_broken_definition_is_refused_every_time_though_good_ones_are_parsed_once(
+    stack: OfflineStack,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    # The harness keeps moto's parse of each definition (it takes ~0.3 s); failures are not kept.
+    sfn = stack._client("stepfunctions")
+    broken = '{"StartAt": "Nowhere", "States": {"Done": {"Type": "Succeed"}'
+    for name in ("broken-1", "broken-2"):
+        with pytest.raises(ClientError, match="ASLParserException"):
+            sfn.create_state_machine(name=name, definition=broken, roleArn=f"arn:aws:iam::1:role/{name}")
+    # The stack's own definition, parsed when the stack made it, still runs a restore to its end.
+    record, _, _ = ended(stack, start_restore(stack))
+    assert record["finalStatus"] == "COMPLETED"

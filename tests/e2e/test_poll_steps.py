@@ -275,3 +275,32 @@ def test_no_look_reaches_atlas_before_its_retry_after(
     record = stack.record(restore.restore_id)
     assert record is not None
     assert record["atlasRetryNotBefore"] is None
+
+
+def test_an_atlas_secret_that_cannot_be_read_is_ridden_out_like_an_atlas_outage(
+    stack: OfflineStack, restore: StartedRestore, clock: VirtualClock
+) -> None:
+    from flexrestore.atlas import factory
+    from flexrestore.domain.errors import DependencyUnavailable
+    from tests.faults.aws import AwsFault, AwsFaults, running_as
+
+    clock.advance(20)
+    with AwsFaults() as faults, running_as("poll"):
+        throttled = faults.arm(AwsFault("secretsmanager", "GetSecretValue", "poll", seconds=660))
+        factory.reset()  # a fresh poll container: it must read the secret first
+        with pytest.raises(
+            RestoreStillRunning,
+            match=r"Atlas unreachable since .* \(DependencyUnavailable: Atlas credentials secret",
+        ):
+            poll(stack, restore)
+        record = stack.record(restore.restore_id)
+        assert record is not None and record["atlasFault"]["code"] == "DependencyUnavailable"
+        assert record["finalStatus"] is None  # not ended: Atlas goes on restoring meanwhile
+
+        clock.advance(620)  # beyond the tolerance, the state machine decides (its Catch-all: ERROR)
+        with pytest.raises(DependencyUnavailable, match="beyond the 600 s tolerance"):
+            poll(stack, restore)
+
+        clock.advance(60)  # the secret can be read again: the look goes on as if nothing happened
+        assert poll(stack, restore)["finalStatus"] == "COMPLETED"
+    assert throttled.struck == 2

@@ -1,4 +1,5 @@
-"""Exactly once: concurrent duplicate deliveries, and retries after a crash at every step of the intake."""
+"""Exactly once: concurrent duplicate deliveries, retries after a crash at every step of the intake, and a
+crash that nothing retries."""
 
 from __future__ import annotations
 
@@ -106,3 +107,42 @@ def test_retry_after_a_crash_past_the_start_continues_with_the_same_restore_and_
     assert record["executionArn"] == result["executionArn"] == execution["executionArn"]
     assert record["restoreJobId"] == next(iter(stack.simulator.jobs))
     assert record["finalStatus"] == "COMPLETED" and "handoff" not in record
+
+
+@pytest.mark.parametrize("sample", ["alarm-into-alarm.json", "api-post-restore.json"])
+def test_a_crash_after_the_record_with_no_redelivery_still_ends_recorded_and_told(
+    stack: OfflineStack, monkeypatch: pytest.MonkeyPatch, sample: str
+) -> None:
+    """The intake dies right after it recorded the restore, before the start, and nothing delivers the event
+    again (an API caller that gives up; an alarm event whose retries are spent): only time passes, and the
+    reconciler, running every 5 minutes as scheduled, starts the execution, which ends it."""
+    from flexrestore.aws.executions import Executions
+    from flexrestore.aws.locks import TargetLocks
+    from flexrestore.local.harness import RESTORES_TABLE
+    from flexrestore.simulator import DEMO
+
+    def crash(*args: Any, **kwargs: Any) -> str:
+        raise Crash("died right after the record")
+
+    monkeypatch.setattr(Executions, "start_execution", crash)
+    with pytest.raises(Crash):
+        stack.invoke("intake", load(sample))
+    monkeypatch.undo()
+    (accepted,) = restore_items(stack)
+    assert accepted["handoff"] == "PENDING" and stack.executions() == [] and creates(stack) == []
+
+    with stack.conductor.participating():
+        stack.conductor.sleep(300)  # the reconciler's next run
+        report = stack.invoke("reconcile", {})
+    assert report["started"] == [accepted["restoreId"]]
+
+    (execution,) = settled(stack)
+    assert execution["status"] == "SUCCEEDED"
+    (record,) = restore_items(stack)
+    assert record["finalStatus"] == "COMPLETED" and record["restoreJobId"] == next(iter(stack.simulator.jobs))
+    assert len(creates(stack)) == 1
+    (told,) = stack.notifications()
+    assert told["record"]["restoreId"] == record["restoreId"] and told["subject"].startswith(
+        "Restore COMPLETED"
+    )
+    assert TargetLocks(RESTORES_TABLE).holder(DEMO.group_id, record["targetDeploymentItemName"]) is None

@@ -295,6 +295,11 @@ def test_get_restores_lists_newest_first_filters_and_pages(stack: OfflineStack) 
         ({"limit": "0"}, "limit"),
         ({"limit": "101"}, "limit"),
         ({"limit": "ten"}, "limit"),
+        # Unicode digits: str.isdigit() accepts them and int() refuses them, or reads them (٣ is 3).
+        ({"limit": "²"}, "limit"),
+        ({"limit": "¹⁰"}, "limit"),
+        ({"limit": "⑤"}, "limit"),
+        ({"limit": "٣"}, "limit"),
         ({"cluster": "bad name"}, "cluster"),
         ({"groupId": "nope"}, "groupId"),
         ({"nextToken": "garbage!"}, "nextToken"),

@@ -310,3 +310,17 @@ def test_decode_refuses_oversized_bodies_before_parsing() -> None:
     assert caught.value.errors == [
         {"field": "body", "message": f"must be at most 16384 bytes (got {len(text.encode())})"}
     ]
+
+
+def test_an_empty_field_name_is_named_so_a_reader_can_see_it() -> None:
+    error = refused({**GOOD, "": 1})
+    assert error.errors == [
+        {
+            "field": '""',
+            "message": "is not a known field; allowed fields: " + ", ".join(ALLOWED_FIELDS),
+        }
+    ]
+    assert error.message == 'the restore request is not valid: ""'
+    assert not error.message.endswith(": ")
+    # nested, as a schedule's request names it
+    assert error.prefixed("detail.request").errors[0]["field"] == 'detail.request.""'

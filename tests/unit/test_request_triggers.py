@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from flexrestore.domain.recovery import AlarmIgnored, RecoveryPlanError, load_re
 from flexrestore.domain.request import InvalidRequest, TriggeredRestore, parse_request
 from flexrestore.triggers import kind_of
 from flexrestore.triggers.eventbridge import parse_alarm
+from flexrestore.triggers.http import RESTORE_ID_PATTERN
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 GROUP = "65f1a2b3c4d5e6f708192a3b"
@@ -149,7 +151,11 @@ def test_restore_id_is_deterministic_per_key_and_generation() -> None:
     assert restore_id_for(key) == restore_id_for(key, 0)
     assert restore_id_for(key) != restore_id_for(key, 1)
     assert restore_id_for(key) != restore_id_for(idempotency_key("event", "another"))
-    assert len(restore_id_for(key)) == 32 and int(restore_id_for(key), 16) >= 0
+    # The id GET /restores/{restoreId} accepts (32 lowercase hex), and the same id for the same key in every
+    # release: a retry that reaches a newer deployment must still find its restore.
+    assert re.fullmatch(RESTORE_ID_PATTERN, restore_id_for(key))
+    assert restore_id_for(key) == "54d356e1531054b5b146153a26133342"
+    assert restore_id_for(key, 1) == "c37a773c6d205139908c5e662cb4e70f"
 
 
 def test_idempotency_key_hides_its_parts() -> None:

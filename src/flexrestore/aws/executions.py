@@ -16,6 +16,7 @@ from typing import Any
 from flexrestore.aws.clients import client
 from flexrestore.aws.codec import error_code
 from flexrestore.contracts import ExecutionInput
+from flexrestore.domain.ports import ExecutionState
 
 logger = logging.getLogger("flexrestore.executions")
 
@@ -47,15 +48,20 @@ class Executions:
         logger.info("execution %s already exists (%s); continuing with it", name, existing.get("status"))
         return str(existing["executionArn"])
 
-    def status(self, execution_arn: str) -> str | None:
-        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (or None: Step Functions does not know it)."""
+    def describe(self, execution_arn: str) -> ExecutionState:
+        """Where the execution is, and its output (JSON) once it has succeeded."""
+        answer = client("stepfunctions").describe_execution(executionArn=execution_arn)
+        output = answer.get("output")
         try:
-            answer = client("stepfunctions").describe_execution(executionArn=execution_arn)
-        except Exception as exc:
-            if error_code(exc) == "ExecutionDoesNotExist":
-                return None
-            raise
-        return str(answer["status"])
+            parsed = json.loads(output) if output else None
+        except ValueError:
+            parsed = None
+        return ExecutionState(
+            status=str(answer.get("status")),
+            output=parsed if isinstance(parsed, dict) else None,
+            error=answer.get("error"),
+            cause=answer.get("cause"),
+        )
 
 
 class RunStarts:

@@ -1,11 +1,13 @@
 """Exactly once, on IDEMPOTENCY_TABLE (powertools idempotency): the first answer for a key is stored and
 replayed. powertools' own errors leave as the domain's: a concurrent duplicate is RequestInProgress, a key
-reused with another request IdempotencyKeyReused, a failing store DependencyUnavailable. An attempt that
-crashed holds its key only until its Lambda invocation would have timed out (the context's remaining time).
+reused with another request IdempotencyKeyReused, a failing store DependencyUnavailable (but once the work
+has run, its answer stands even if the store cannot keep it). An attempt that crashed holds its key only
+until its Lambda invocation would have timed out (the context's remaining time).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,8 @@ from flexrestore.domain.errors import DependencyUnavailable, IdempotencyKeyReuse
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+logger = logging.getLogger("flexrestore.idempotency")
 
 KEY_PREFIX = "flexrestore-intake"
 _persistence: tuple[Any, DynamoDBPersistenceLayer] | None = None
@@ -51,8 +55,11 @@ def exactly_once(
         if context is not None and hasattr(context, "get_remaining_time_in_millis"):
             config.register_lambda_context(context)
 
+        done: list[dict[str, Any]] = []  # the answer, once the work has run
+
         def once(payload: Mapping[str, Any]) -> dict[str, Any]:
-            return work()
+            done.append(work())
+            return done[0]
 
         guarded = idempotent_function(
             once,
@@ -68,6 +75,11 @@ def exactly_once(
         except IdempotencyValidationError:
             raise IdempotencyKeyReused("the idempotency key was used with a different request") from None
         except (IdempotencyPersistenceLayerError, IdempotencyInconsistentStateError) as exc:
+            if done:
+                # The work ran (a restore is accepted and handed over); only keeping its answer for repeats
+                # failed. The answer stands: a repeat later finds the same restore (its id is the key's).
+                logger.warning("answered, but the answer could not be kept: %s", type(exc).__name__)
+                return done[0]
             raise DependencyUnavailable(
                 "STORE_UNAVAILABLE", "the service could not record this request; retry later"
             ) from exc

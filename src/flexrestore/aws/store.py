@@ -274,28 +274,64 @@ class RestoreStore:
                 return False
             raise
 
-    def end_abandoned(self, restore_id: str, *, code: str, message: str, at: datetime) -> bool:
-        """End (ERROR) a restore whose execution ended without recording an outcome; False when it has ended
-        already."""
-        moment = isoformat(at)
+    def unsettled(self, *, since: datetime, limit: int = 100) -> list[RestoreRecord]:
+        """Restores requested since ``since`` that have not ended, or have ended without being told (their
+        ``notification.status`` is not SENT), oldest first; at most ``limit``."""
+        found: list[RestoreRecord] = []
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": BY_KIND_INDEX,
+            "KeyConditionExpression": "#kind = :restore AND requestedAt >= :since",
+            "FilterExpression": (
+                "attribute_not_exists(finalStatus) OR attribute_not_exists(#notification.#status) "
+                "OR #notification.#status <> :sent"
+            ),
+            "ExpressionAttributeNames": {
+                "#kind": "kind",
+                "#notification": "notification",
+                "#status": "status",
+            },
+            "ExpressionAttributeValues": {
+                ":restore": {"S": RESTORE_KIND},
+                ":since": {"S": isoformat(since)},
+                ":sent": {"S": "SENT"},
+            },
+        }
+        while len(found) < limit:
+            with translated():
+                answer = client("dynamodb").query(**query)
+            found += [RestoreRecord.model_validate(from_item(item)) for item in answer.get("Items", [])]
+            if not answer.get("LastEvaluatedKey"):
+                break
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return found[:limit]
+
+    def end_as(self, record: RestoreRecord) -> bool:
+        """Write ``record`` as the final record of a restore that has not ended: the same item the Record step
+        would put (a field without a value is removed), except that the ``notification`` map is kept, and in
+        one conditional UpdateItem. False when the restore has ended meanwhile (or has no record)."""
+        stored = {name: value for name, value in record.to_stored().items() if name != "id"}
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        assignments: list[str] = []
+        for index, (name, value) in enumerate(stored.items()):
+            names[f"#s{index}"], values[f":s{index}"] = name, to_attribute(value)
+            assignments.append(f"#s{index} = :s{index}")
+        removed: list[str] = []
+        for index, name in enumerate(record.to_json()):  # every field, those without a value included
+            if name not in stored and name not in ("id", "notification"):
+                names[f"#r{index}"] = name
+                removed.append(f"#r{index}")
+        expression = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removed) if removed else "")
         try:
             with translated():
                 client("dynamodb").update_item(
                     TableName=self.table_name,
-                    Key={"id": {"S": restore_id}},
-                    UpdateExpression=(
-                        "SET #status = :status, finalStatus = :final, finishedAt = :at, noticedAt = :at, "
-                        "#error = :error, timeline = list_append(timeline, :entry)"
-                    ),
+                    Key={"id": {"S": record.id}},
+                    UpdateExpression=expression,
                     ConditionExpression="attribute_exists(id) AND attribute_not_exists(finalStatus)",
-                    ExpressionAttributeNames={"#status": "status", "#error": "error"},
-                    ExpressionAttributeValues={
-                        ":status": {"S": code},
-                        ":final": {"S": "ERROR"},
-                        ":at": {"S": moment},
-                        ":error": to_attribute({"code": code, "message": message}),
-                        ":entry": to_attribute([{"status": code, "at": moment}]),
-                    },
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
                 )
             return True
         except Exception as exc:

@@ -59,6 +59,8 @@ ENDING_METRICS = {
     ERROR: "RestoreError",
 }
 DURATION_METRIC = "RestoreDurationSeconds"
+# A restore job may exist in Atlas, unseen: the restore ends ERROR and the target keeps its lease.
+UNCERTAIN = "CREATE_UNCERTAIN"
 
 
 def _time(value: Any) -> datetime | None:
@@ -106,10 +108,11 @@ class Observation:
             return observation_from_catch("States.Runtime", "the poll step produced no observation", None)
         if "caught" in data:
             caught = data["caught"] if isinstance(data["caught"], dict) else {}
-            shaped = observation_from_catch(
-                str(caught.get("Error") or "States.Runtime"), caught.get("Cause"), None
-            )
-            return replace(shaped, hold_lock=data.get("holdLock") is True)
+            name = str(caught.get("Error") or "States.Runtime")
+            if data.get("holdLock") is True:  # the create step's Catch-all (ShapeCreateError)
+                message = f"the create step gave up: {_cause_message(caught.get('Cause'))}"
+                return cls(ERROR, None, error=error_info(name, message), hold_lock=True)
+            return observation_from_catch(name, caught.get("Cause"), None)
         status = data.get("finalStatus")
         if status not in FINAL_STATUSES:
             return observation_from_catch(
@@ -293,6 +296,7 @@ def end_restore(
 ) -> RestoreRecord:
     """The Record step: write the final record once, free the target, count the ending once."""
     stored = records.get(start.restore_id)
+    observation = _what_atlas_may_hold(start, stored, observation)
     if stored is not None and stored.ended:
         record, written = stored, False  # a retry after a successful write: nothing to do
     else:
@@ -315,6 +319,30 @@ def end_restore(
     return record
 
 
+def _what_atlas_may_hold(
+    start: ExecutionInput, stored: RestoreRecord | None, observation: Observation
+) -> Observation:
+    """The create step's Catch-all ends a restore whose create step gave up (its retriers ran out) without
+    knowing whether Atlas has a job; the record knows. A create was sent and no job is known: the create is
+    uncertain (``CREATE_UNCERTAIN``, never a failure) and the target keeps its lease until it runs out, as at
+    the create step's own deadline. Nothing was ever sent: no job can exist, and the target is freed."""
+    if not observation.hold_lock or observation.final_status != ERROR or stored is None:
+        return observation
+    if start.restore_job_id or stored.restore_job_id:
+        return observation  # the job is known
+    if observation.error is not None and observation.error.code == UNCERTAIN:
+        return observation
+    if stored.create_attempted_at is None:
+        return replace(observation, hold_lock=False)
+    why = observation.error.message if observation.error is not None else "the create step gave up"
+    sent = isoformat(stored.create_attempted_at)
+    message = (
+        f"a restore job may exist in Atlas (the create was sent at {sent} and its answer was not kept), "
+        f"and {why}; the target stays locked until its lease ends"
+    )
+    return replace(observation, error=error_info(UNCERTAIN, message))
+
+
 def count_ending(metrics: Metrics, record: RestoreRecord) -> None:
     """One count of how the restore ended, and its RTO when it has one (wherever the ending was decided)."""
     metrics.count(ENDING_METRICS[record.final_status or ERROR])
@@ -329,6 +357,7 @@ class EndingToTell:
     record: RestoreRecord
     saved: bool
     record_error: dict[str, str] | None = None
+    hold_lock: bool = False  # the observation said a job may exist: the target keeps its lease
 
 
 def notify_step_input(event: Any) -> tuple[dict[str, Any], str | None]:
@@ -354,6 +383,7 @@ def ending_to_tell(state: dict[str, Any], *, now: datetime) -> EndingToTell:
         record_error.get("Error"), record_error.get("Cause") or "the Record step produced no record"
     )
     observation = Observation.from_dict((state.get("poll") or {}).get("observation"))
+    hold_lock = observation.hold_lock
     try:
         record = final_record(
             ExecutionInput.from_event(state), None, observation, execution_arn=None, now=now
@@ -373,4 +403,4 @@ def ending_to_tell(state: dict[str, Any], *, now: datetime) -> EndingToTell:
             finished_at=now,
             error=error_info("InvalidExecutionInput", str(exc)),
         )
-    return EndingToTell(record, saved=False, record_error=error.to_json())
+    return EndingToTell(record, saved=False, record_error=error.to_json(), hold_lock=hold_lock)

@@ -2,12 +2,13 @@
 ``RestoreStillRunning`` for the state machine's retrier to look again later (docs/architecture.md, "The
 poll loop").
 
-Atlas faults that outlast the client's own retries (5xx, timeouts, rate limits, unreadable answers) are
-ridden out while the outage is shorter than the tolerance: the record keeps ``atlasUnreachableSince`` (set
-on the first fault, cleared by the next good read) and the look raises ``RestoreStillRunning``, so separate
-short hiccups never add up. Beyond the tolerance the fault is raised as its typed error for the state
-machine's Atlas retriers, then its Catch-all (ERROR). A ``Retry-After`` is kept as ``atlasRetryNotBefore``:
-a look scheduled before it does not call Atlas. Without a readable record, nothing is tolerated.
+Atlas faults that outlast the client's own retries (5xx, timeouts, rate limits, unreadable answers), and
+Atlas credentials that cannot be read for now (Secrets Manager throttled), are ridden out while the outage
+is shorter than the tolerance: the record keeps ``atlasUnreachableSince`` (set on the first fault, cleared
+by the next good read) and the look raises ``RestoreStillRunning``, so separate short hiccups never add up.
+Beyond the tolerance the fault is raised as its typed error for the state machine's Atlas retriers, then its
+Catch-all (ERROR). A ``Retry-After`` is kept as ``atlasRetryNotBefore``: a look scheduled before it does not
+call Atlas. Without a readable record, nothing is tolerated.
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ from flexrestore.domain.errors import (
     AtlasNotFound,
     AtlasRateLimited,
     AtlasUnavailable,
+    DependencyUnavailable,
     RestoreStillRunning,
 )
 from flexrestore.domain.ports import Atlas, OutageState, PollRecords
 
 logger = logging.getLogger("flexrestore.poll")
 
-_FAULTS = (AtlasUnavailable, AtlasRateLimited, AtlasBadResponse)
+# What keeps a look from Atlas for now. DependencyUnavailable: the Atlas credentials could not be read
+# (Secrets Manager throttled, a cold container): Atlas goes on restoring meanwhile, as in an Atlas outage.
+_FAULTS = (AtlasUnavailable, AtlasRateLimited, AtlasBadResponse, DependencyUnavailable)
+Fault = AtlasError | DependencyUnavailable
 
 
 class _Outage:
@@ -58,7 +63,7 @@ class _Outage:
     def tolerated(self, now: datetime) -> bool:
         return self.since is not None and polling.outage_tolerated(self.since, now, self.tolerance)
 
-    def fault(self, error: AtlasError, now: datetime) -> None:
+    def fault(self, error: Fault, now: datetime) -> None:
         """Note a fault; ``since`` becomes when this outage began (None if it cannot be tracked)."""
         if self.records is None:
             self.since = None
@@ -99,6 +104,12 @@ class _Outage:
             f"Atlas unreachable since {isoformat(self.since)}, {seconds} s, "
             f"beyond the {self.tolerance} s tolerance"
         )
+
+
+def _with_message(fault: Fault, message: str) -> Fault:
+    if isinstance(fault, DependencyUnavailable):
+        return DependencyUnavailable(fault.code, message, retry_after=fault.retry_after)
+    return fault.with_message(message)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -158,7 +169,7 @@ class Poller:
                     f"restore job {start.restore_job_id}: Atlas unreachable since "
                     f"{_iso(outage.since)} ({type(fault).__name__}: {fault})"
                 ) from None
-            raise fault.with_message(f"{fault} ({outage.beyond_tolerance(failed_at)})") from None
+            raise _with_message(fault, f"{fault} ({outage.beyond_tolerance(failed_at)})") from None
 
         outage.recovered()
         observed_at = self.now()  # after the call: the client may have waited out a Retry-After

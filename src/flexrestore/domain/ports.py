@@ -125,13 +125,15 @@ class IntakeRecords(Protocol):
 
 
 class ReconcileRecords(Deliveries, Protocol):
-    """What the reconciler reads and writes: restores whose hand-off never happened."""
+    """What the reconciler reads and writes: restores whose hand-off never happened, and restores whose
+    execution ended without recording or telling their end."""
 
     def get(self, restore_id: str) -> RestoreRecord | None: ...
     def set_execution(self, restore_id: str, execution_arn: str) -> None: ...
     def pending_handoffs(self, *, before: datetime, limit: int = 100) -> list[RestoreRecord]: ...
     def end_unsent(self, restore_id: str, *, code: str, message: str, at: datetime) -> bool: ...
-    def end_abandoned(self, restore_id: str, *, code: str, message: str, at: datetime) -> bool: ...
+    def unsettled(self, *, since: datetime, limit: int = 100) -> list[RestoreRecord]: ...
+    def end_as(self, record: RestoreRecord) -> bool: ...
 
 
 class HandOffRecords(Protocol):
@@ -181,11 +183,31 @@ class Locks(Protocol):
     def held_since(self, *, before: datetime, limit: int = 100) -> list[LockHolder]: ...
 
 
+@dataclass(frozen=True)
+class ExecutionState:
+    """Where a restore's execution is: RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED, and what it ended
+    with (its output, or its error and cause)."""
+
+    status: str
+    output: Mapping[str, Any] | None = None
+    error: str | None = None
+    cause: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("RUNNING", "PENDING_REDRIVE")
+
+    @property
+    def told(self) -> bool:
+        """The execution's Notify step told the ending (its output is the notification, SENT)."""
+        return self.status == "SUCCEEDED" and (self.output or {}).get("status") == "SENT"
+
+
 class Executions(Protocol):
     """The poll loop (Step Functions). ``start`` is idempotent per name."""
 
     def start_execution(self, name: str, execution_input: ExecutionInput) -> str: ...
-    def status(self, execution_arn: str) -> str | None: ...
+    def describe(self, execution_arn: str) -> ExecutionState: ...
 
 
 class Notifier(Protocol):

@@ -6,13 +6,20 @@ left behind, and no target stays locked by a restore that has ended or was never
   make is found, not repeated. If that has not worked by the restore's deadline, and no create step ever
   claimed it (``createAttemptedAt``: nothing was sent to Atlas), it ends as ERROR ``HANDOFF_FAILED``: the
   target is freed, the ending counted and told like any other.
+- A restore whose execution has ended without writing its final record (DynamoDB refused the Record step
+  beyond its retries, or the execution was stopped) is ended here: with the ending its Notify step told
+  (the execution's output carries it), else as ERROR ``EXECUTION_ENDED``, which keeps the target's lease
+  until it runs out when an Atlas job may exist. The lease is released otherwise, and the ending counted
+  and told like any other (not told twice: an ending the Notify step told is only noted as told).
+- A restore that has ended without being told (its execution failed to notify: SNS or EventBridge down
+  beyond the Notify step's retries; or the reconciler's own telling of an ending failed) is told again once
+  no execution of it runs; each channel already delivered is skipped (domain/notifying.py), so nobody is told
+  twice. One whose execution did tell, but whose record missed the note, is only noted as told. Restores
+  requested more than ``LOOKBACK`` ago are left as they are.
 - A target lease older than ``lock_grace`` whose restore has ended (its Record step could not release it) or
   has no record (the intake died between the lease and the record) is released. A restore that ended with its
-  create uncertain (``CREATE_UNCERTAIN``) keeps its lease until the lease runs out.
-- A restore that has not ended but whose execution has (failed, timed out or was stopped before its Record
-  step, e.g. by an operator) ends as ERROR ``EXECUTION_ENDED``, counted and told. Every restore that has not
-  ended holds a lease, so the leases are the index of open restores. If a create was sent, a job may be
-  running in Atlas: the lease is kept until it runs out; otherwise it is released.
+  create uncertain (``CREATE_UNCERTAIN``), or with a job nobody saw end (``EXECUTION_ENDED``), keeps its lease
+  until the lease runs out.
 """
 
 from __future__ import annotations
@@ -22,19 +29,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flexrestore.contracts import RestoreRecord
+from flexrestore.clock import parse_iso
+from flexrestore.contracts import Notification, RestoreRecord
+from flexrestore.contracts.record import ERROR
 from flexrestore.domain import notifying
-from flexrestore.domain.intake import hand_over
-from flexrestore.domain.outcome import count_ending
-from flexrestore.domain.ports import Executions, Locks, Metrics, Notifier, ReconcileRecords
+from flexrestore.domain.intake import execution_input_for, hand_over
+from flexrestore.domain.outcome import UNCERTAIN, Observation, count_ending, final_record
+from flexrestore.domain.ports import (
+    Executions,
+    ExecutionState,
+    Locks,
+    Metrics,
+    Notifier,
+    ReconcileRecords,
+)
 
 logger = logging.getLogger("flexrestore.reconcile")
 
 HANDOFF_GRACE = timedelta(minutes=2)  # an intake still at work is not raced
 LOCK_GRACE = timedelta(minutes=15)
-UNCERTAIN = "CREATE_UNCERTAIN"
+LOOKBACK = timedelta(days=3)  # how far back restores are looked at for an ending left unrecorded or untold
 EXECUTION_ENDED = "EXECUTION_ENDED"
-_ENDED_EXECUTION = ("FAILED", "TIMED_OUT", "ABORTED")
+LEASE_KEPT = frozenset({UNCERTAIN, EXECUTION_ENDED})  # endings after which an Atlas job may still run
 
 
 @dataclass
@@ -42,6 +58,7 @@ class Report:
     started: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    told: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, list[str]]:
@@ -49,6 +66,7 @@ class Report:
             "started": self.started,
             "ended": self.ended,
             "waiting": self.waiting,
+            "told": self.told,
             "released": self.released,
         }
 
@@ -68,6 +86,7 @@ class Reconciler:
     def run(self) -> Report:
         report = Report()
         self._hand_over_what_is_pending(report)
+        self._settle_what_executions_left(report)
         self._release_orphaned_leases(report)
         logger.info("reconciled", extra=report.to_dict())
         return report
@@ -98,31 +117,113 @@ class Reconciler:
             report.ended.append(record.restore_id)
             if record.lock_id:
                 self.locks.release(record.lock_id, record.restore_id)
-            self._tell(record.restore_id)
+            ended = self.records.get(record.restore_id)
+            if ended is not None:
+                count_ending(self.metrics, ended)
+                self._tell(ended, report)
 
-    def _tell(self, restore_id: str) -> None:
-        ended = self.records.get(restore_id)
-        if ended is None:
+    def _tell(self, record: RestoreRecord, report: Report) -> None:
+        """Tell an ended restore on every channel not delivered yet (and the verification run waiting for it);
+        a failure is left to the next run."""
+        self._tell_run(record)
+        if self.notifier is None:
             return
-        count_ending(self.metrics, ended)
-        if self.notifier is not None:
-            try:
-                notifying.tell(ended, notifier=self.notifier, deliveries=self.records, now=self.now)
-            except Exception:  # the record holds the ending; the next run does not retry the message
-                logger.exception("could not notify the ended restore %s", restore_id)
-        if self.tell_run is not None and ended.run is not None:
-            try:
-                self.tell_run(ended)
-            except Exception:  # the run's wait times out and its Finish step reads the record anyway
-                logger.exception("could not tell the run of the ended restore %s", restore_id)
+        try:
+            notifying.tell(record, notifier=self.notifier, deliveries=self.records, now=self.now)
+        except Exception:  # the record says which channel failed; the next run tells it again
+            logger.exception(
+                "could not notify the ended restore %s; the next run tries again", record.restore_id
+            )
+            return
+        report.told.append(record.restore_id)
+
+    def _tell_run(self, record: RestoreRecord) -> None:
+        if self.tell_run is None or record.run is None or not record.ended:
+            return
+        try:
+            self.tell_run(record)
+        except Exception:  # the run's wait times out and its Finish step reads the record anyway
+            logger.exception("could not tell the run of the ended restore %s", record.restore_id)
+
+    def _settle_what_executions_left(self, report: Report) -> None:
+        for record in self.records.unsettled(since=self.now() - LOOKBACK):
+            if record.handoff == "PENDING" or (not record.ended and not record.execution_arn):
+                continue  # the hand-off above takes care of it
+            execution = self._execution(record)
+            if execution is not None and execution.running:
+                continue  # its own steps will record and tell its end
+            if not record.ended and execution is not None:
+                self._end_after(record, execution, report)
+            elif execution is not None and execution.told:
+                self._note_told(record, execution)
+            else:
+                logger.warning("telling an ending nobody was told of", extra={"restoreId": record.restore_id})
+                self._tell(record, report)
+
+    def _end_after(self, record: RestoreRecord, execution: ExecutionState, report: Report) -> None:
+        """The execution has ended and the record has not: write the final record it could not write."""
+        now = self.now()
+        output = execution.output or {}
+        told = output.get("record") if execution.status == "SUCCEEDED" else None
+        if isinstance(told, dict) and told.get("finalStatus"):
+            observation = _observation_told(
+                RestoreRecord.model_validate(told), output.get("holdLock") is True
+            )
+        else:
+            what = f"{execution.status}" + (f" with {execution.error}" if execution.error else "")
+            seen = f"; Atlas's job was last seen {record.status}" if record.restore_job_id else ""
+            observation = Observation(
+                ERROR,
+                now,
+                error=notifying.error_info(
+                    EXECUTION_ENDED,
+                    f"the restore's execution ended ({what}) before it wrote the final record{seen}",
+                ),
+                hold_lock=record.restore_job_id is not None or record.create_attempted_at is not None,
+            )
+        start = execution_input_for(record, self.poll_deadline_seconds)
+        final = final_record(start, record, observation, execution_arn=record.execution_arn, now=now)
+        if not self.records.end_as(final):
+            return  # ended meanwhile
+        logger.warning(
+            "ended a restore its execution left without a final record",
+            extra={"restoreId": record.restore_id, "finalStatus": final.final_status},
+        )
+        report.ended.append(record.restore_id)
+        if record.lock_id and not observation.hold_lock:
+            self.locks.release(record.lock_id, record.restore_id)
+        count_ending(self.metrics, final)
+        ended = self.records.get(record.restore_id) or final
+        if execution.told:
+            self._note_told(ended, execution)
+            self._tell_run(ended)
+        else:
+            self._tell(ended, report)
+
+    def _execution(self, record: RestoreRecord) -> ExecutionState | None:
+        if not record.execution_arn:
+            return None
+        try:
+            return self.executions.describe(record.execution_arn)
+        except Exception as exc:  # not knowing whether it runs, leave it to the next run
+            logger.warning("could not describe the execution: %s", type(exc).__name__)
+            return ExecutionState(status="RUNNING")
+
+    def _note_told(self, record: RestoreRecord, execution: ExecutionState) -> None:
+        """The execution's Notify step did tell; only the record's note of it was lost (DynamoDB failed)."""
+        told = execution.output or {}
+        try:
+            at = parse_iso(str(told.get("at")))
+        except ValueError:
+            at = self.now()
+        self.records.mark_notification(record.restore_id, Notification(status="SENT", at=at))
 
     def _release_orphaned_leases(self, report: Report) -> None:
         for holder in self.locks.held_since(before=self.now() - LOCK_GRACE):
             record = self.records.get(holder.restore_id)
             if record is not None and not record.ended:
-                self._end_abandoned(record, report)  # else its execution will release it
-                continue
-            if record is not None and record.error is not None and record.error.code == UNCERTAIN:
+                continue  # its execution will release it
+            if record is not None and record.error is not None and record.error.code in LEASE_KEPT:
                 continue  # a job may exist: the lease runs out on its own
             if self.locks.release(holder.lock_id, holder.restore_id):
                 logger.warning(
@@ -131,24 +232,15 @@ class Reconciler:
                 )
                 report.released.append(holder.lock_id)
 
-    def _end_abandoned(self, record: RestoreRecord, report: Report) -> bool:
-        """End a restore whose execution has ended without recording it; True if it did."""
-        if not record.execution_arn or record.handoff is not None:
-            return False
-        status = self.executions.status(record.execution_arn)
-        if status not in _ENDED_EXECUTION:
-            return False
-        message = f"the restore's execution ended {status} before recording an outcome" + (
-            "; an Atlas restore job may exist, so the target stays locked until its lease runs out"
-            if record.create_attempted_at
-            else "; nothing was sent to Atlas"
-        )
-        if not self.records.end_abandoned(
-            record.restore_id, code=EXECUTION_ENDED, message=message, at=self.now()
-        ):
-            return False
-        report.ended.append(record.restore_id)
-        if record.lock_id and record.create_attempted_at is None:
-            self.locks.release(record.lock_id, record.restore_id)
-        self._tell(record.restore_id)
-        return True
+
+def _observation_told(told: RestoreRecord, hold_lock: bool) -> Observation:
+    """The observation behind an ending the Notify step told without a saved record (the execution output)."""
+    return Observation(
+        told.final_status or ERROR,
+        told.noticed_at,
+        atlas_status=told.status,
+        restore_scheduled_date=told.restore_scheduled_date,
+        restore_finished_date=told.restore_finished_date,
+        error=told.error,
+        hold_lock=hold_lock,
+    )

@@ -362,7 +362,10 @@ def _join(parent: str, child: str) -> str:
 
 
 def _safe_field_name(name: str) -> str:
-    """Echo a field name only in a short, printable form (it is user input)."""
+    """Echo a field name only in a short, printable form (it is user input); an empty one as ``""``, so an
+    answer never names a field by nothing."""
+    if not name:
+        return '""'
     printable = "".join(ch if ch.isprintable() and not FORBIDDEN_CHARACTERS.match(ch) else "?" for ch in name)
     if len(printable) > _MAX_FIELD_NAME_ECHO:
         printable = printable[:_MAX_FIELD_NAME_ECHO] + "..."

@@ -6,7 +6,8 @@ Event: ``{"input": <state>, "executionArn"}``, the state after the Record step: 
 ``poll.observation``, and either ``recorded.record`` (the saved final record) or ``recordError`` (DynamoDB
 failed: the record is rebuilt from the input and the observation, and the message says it was not saved).
 The state alone (without ``executionArn``) is read too: executions started before the Notify step passed
-its execution along still send it.
+its execution along still send it. When the record was not saved, the answer (the execution's output)
+carries it, which the reconciler writes once DynamoDB takes it (domain/reconcile.py).
 """
 
 from __future__ import annotations
@@ -37,11 +38,16 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "outcome notified", extra={"finalStatus": ending.record.final_status, "recordSaved": ending.saved}
     )
     run_told = bootstrap.tell_run(ending.record) if ending.record.run is not None else False
-    return {
+    answer: dict[str, Any] = {
         "status": "SENT",
         "at": clock.isoformat(told.at),
         "snsMessageId": told.ids.get(notifying.SNS_CHANNEL),
         "eventId": told.ids.get(notifying.EVENTS_CHANNEL),
         "recordSaved": ending.saved,
+        "finalStatus": ending.record.final_status,
         "runTold": run_told,
     }
+    if not ending.saved:
+        # The execution's output: the ending people were told, for the reconciler to record.
+        answer.update(record=ending.record.to_json(), holdLock=ending.hold_lock)
+    return answer

@@ -27,6 +27,10 @@ function misbehave, replace it: ``stack.functions["poll"] = my_callable`` (a han
 ``"package.module.function"``). ``atlas_url=...`` (with ``secret=...`` and a real clock) points the stack at
 another Atlas instead of starting the simulator.
 
+Atlas faults: ``stack.simulator.fail_next(operation, Fault...)`` and ``fail_for`` (simulator/faults.py); a
+slow or unanswered Atlas call makes the calling handler wait on the stack's clock (simulator/delays.py), so
+it can time out as it would against Atlas.
+
 ``env_overrides`` adds or replaces environment variables for the stack's lifetime (e.g.
 ``{"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}`` for quiet output; powertools
 reads the log level when a handler module is first imported).
@@ -305,6 +309,7 @@ class OfflineStack:
         self._exit.enter_context(self._log_level())
         _clear_container_caches()
         self._exit.enter_context(self._moto_patches())
+        self._exit.enter_context(_shared_botocore_loader())
         self._exit.enter_context(
             mock_aws(
                 config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -344,10 +349,13 @@ class OfflineStack:
                 )
             return
         from flexrestore.simulator import DEMO, AtlasSimulator
+        from flexrestore.simulator.delays import honour_delays
 
         self.simulator = AtlasSimulator(clock=self.clock, scenario=self.scenario)
         self.atlas_base_url = self.simulator.start()
         self._exit.callback(self.simulator.stop)
+        # Slow and unanswered calls (sim.fail_next(..., Fault.timeout())) cost time on the stack's clock.
+        self._exit.enter_context(honour_delays())
         if self.secret is None:
             self.secret = {"clientId": DEMO.client_id, "clientSecret": DEMO.client_secret}
 
@@ -409,6 +417,7 @@ class OfflineStack:
             WaitFunction,
         )
         from moto.stepfunctions.parser.asl.eval.callback import callback
+        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
         from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
         from moto.stepfunctions.parser.models import StepFunctionsParserBackend
         from moto.stepfunctions.parser.utils import TMP_THREADS
@@ -473,7 +482,9 @@ class OfflineStack:
             stack._threads[arn] = conductor.start_thread(worker._execution_logic, name="sfn-execution")
 
         conducted_threading = types.SimpleNamespace(**{**vars(threading), "Event": conductor.event_class()})
+        parse_once = staticmethod(_parsing_once(AmazonStateLanguageParser.parse))
         replacements: list[tuple[Any, str, Any]] = [
+            (AmazonStateLanguageParser, "parse", parse_once),
             (LambdaSimpleBackend, "invoke", invoke),
             (WaitFunction, "_wait_interval", wait_interval),
             (ExecutionWorker, "start", start_worker),
@@ -861,6 +872,50 @@ class OfflineStack:
         from flexrestore import bootstrap
 
         return bootstrap.atlas()
+
+
+@contextmanager
+def _shared_botocore_loader() -> Iterator[None]:
+    """One botocore data loader for every session while the stack is open. moto gives each mock a new
+    default boto3 session, and each new session read the service models from disk again (about 25 ms per
+    client); the loader only caches what it read, so sharing it changes nothing else."""
+    import botocore.loaders
+    import botocore.session
+
+    original = botocore.session.create_loader
+    botocore.session.create_loader = _cached_loader  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        botocore.session.create_loader = original
+
+
+@functools.cache
+def _cached_loader(search_path: str | None = None) -> Any:
+    import botocore.loaders
+
+    return botocore.loaders.create_loader(search_path)
+
+
+_SYNTAX_TREES: dict[str, Any] = {}
+
+
+def _parsing_once(parse: Callable[[str], tuple[Any, Any]]) -> Callable[[str], tuple[Any, Any]]:
+    """moto's ``AmazonStateLanguageParser.parse`` (``parse``) with its ANTLR tree kept per definition: the
+    parse takes about 0.3 s, and moto parses at create_state_machine and again at every execution start.
+    The tree is only read afterwards; the evaluation components are built fresh every time (executions
+    share nothing), and a broken definition fails every time as before (failures are not kept)."""
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    def parse_once(definition: str) -> tuple[Any, Any]:
+        tree = _SYNTAX_TREES.get(definition)
+        if tree is None:
+            program, tree = parse(definition)
+            _SYNTAX_TREES[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    return parse_once
 
 
 def _trailing_json(message: str) -> Any:

@@ -57,6 +57,11 @@ Knobs (they combine with any scenario):
       own target busy until it ends)
   ``set_restore_fate(group, source, "COMPLETED" | "FAILED" | "NEVER", duration_seconds=...)``: how jobs
       created from that source from now on end (``None`` forgets it); the FLEET seed sets one
+  ``fail_next(operation, fault, count=1, skip=0)`` / ``fail_for(operation, fault, seconds=...)``: precise
+      faults for the next calls of one operation (a spec short id, or "token"), or for a while on the clock:
+      an error status with or without Retry-After, a cut connection, a lost answer, a non-JSON 200, a
+      timeout, a slow answer (simulator/faults.py; ``clear_faults()`` disarms them). ``Call.fault`` names
+      the fault that struck a call; ``authorizations`` and ``issued_tokens`` list the credentials seen
   ``drop_connection_after_next_create()``: the next restore-job create is stored, its answer lost
   ``drop_connection_after_next_cluster_create()``: the same for the next flex cluster create
   ``fail_next_deletes(name, n, group_id=None)``: the next n deletes of that cluster answer 500
@@ -70,6 +75,7 @@ their scratch targets, and an empty verification project holding one decoy ``frv
 :class:`DemoSeed` and :class:`FleetSeed` for their names and fixed ids.
 """
 
+from flexrestore.simulator.faults import Fault
 from flexrestore.simulator.seed import DEMO, FLEET, DemoSeed, FleetSeed
 from flexrestore.simulator.server import AtlasSimulator, Call
 from flexrestore.simulator.state import RESTORE_FATES, SCENARIOS, RateLimit, Timings
@@ -82,6 +88,7 @@ __all__ = [
     "AtlasSimulator",
     "Call",
     "DemoSeed",
+    "Fault",
     "FleetSeed",
     "RateLimit",
     "Timings",

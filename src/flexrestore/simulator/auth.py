@@ -51,6 +51,23 @@ class Authenticator:
     _expire_next: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued so far (for tests that prove none leaks), oldest first."""
+        with self.lock:
+            return list(self._tokens)
+
+    def can_expire(self, authorization: str | None) -> bool:
+        """Whether the credential presented could have expired: a bearer token this endpoint issued, or a
+        Digest nonce already used by an earlier call (a nonce just handed out in a challenge cannot)."""
+        scheme, _, value = (authorization or "").partition(" ")
+        with self.lock:
+            if scheme.lower() == "bearer":
+                return value.strip() in self._tokens
+            if scheme.lower() == "digest":
+                nonce = parse_keqv_list(parse_http_list(value)).get("nonce")
+                return any(seen[0] == nonce for seen in self._seen)
+        return False
+
     def expire_next_credential(self) -> None:
         """token-expired scenario: the next API call's token (or Digest nonce) is refused once as expired."""
         with self.lock:
@@ -124,18 +141,31 @@ class Authenticator:
     # -- API calls -------------------------------------------------------------------------------------
 
     def authenticate(
+        self, method: str, target: str, authorization: str | None, *, expire: bool = False
+    ) -> tuple[str, AtlasProblem | None]:
+        """(auth kind, refusal or None) for an API call; ``target`` is the raw request path with query.
+        ``expire``: the credential this call presents (bearer token, Digest nonce) is refused as expired."""
+        with self.lock:
+            pending = self._expire_next
+            if expire:
+                self._expire_next = True
+            try:
+                return self._authenticate(method, target, authorization)
+            finally:
+                if expire and self._expire_next:  # refused for another reason: leave the flag as it was
+                    self._expire_next = pending
+
+    def _authenticate(
         self, method: str, target: str, authorization: str | None
     ) -> tuple[str, AtlasProblem | None]:
-        """(auth kind, refusal or None) for an API call; ``target`` is the raw request path with query."""
         scheme, _, value = (authorization or "").partition(" ")
         scheme = scheme.lower()
-        with self.lock:
-            if scheme == "bearer":
-                return "bearer", self._check_bearer(value.strip())
-            if scheme == "digest":
-                return "digest", self._check_digest(method, target, value)
-            kind = "basic" if scheme == "basic" else "none"
-            return kind, self._unauthorized("You are not authorized for this resource.", challenge=True)
+        if scheme == "bearer":
+            return "bearer", self._check_bearer(value.strip())
+        if scheme == "digest":
+            return "digest", self._check_digest(method, target, value)
+        kind = "basic" if scheme == "basic" else "none"
+        return kind, self._unauthorized("You are not authorized for this resource.", challenge=True)
 
     def _check_bearer(self, token: str) -> AtlasProblem | None:
         entry = self._tokens.get(token)

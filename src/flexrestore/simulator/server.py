@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import threading
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from flexrestore import clock as clock_module
 from flexrestore.clock import Clock
 from flexrestore.simulator.auth import Authenticator
+from flexrestore.simulator.faults import DELAY_HEADER, NEVER, TOKEN_OPERATION, Fault, FaultPlan
 from flexrestore.simulator.problems import AtlasProblem
 from flexrestore.simulator.seed import DEMO, seed_demo, seed_fleet
 from flexrestore.simulator.spec import VERSIONED_MEDIA_TYPE, Match, Spec
@@ -50,6 +52,7 @@ class Call:
     body: Any = None
     operation: str | None = None  # the spec's short operation id (getFlexRestoreJob, ...), "token" or None
     at: float = 0.0  # simulator clock when the request arrived
+    fault: str | None = None  # the injected fault that struck it (``fail_next`` / ``fail_for``), if any
 
 
 @dataclass
@@ -60,6 +63,7 @@ class _CallFacts:
     auth_kind: str = "none"
     operation: str | None = None
     violation: str | None = None
+    fault: str | None = None
 
 
 @dataclass
@@ -70,6 +74,7 @@ class _Reply:
     content_type: str = VERSIONED_MEDIA_TYPE
     raw: bytes | None = None
     drop: bool = False
+    delay: float = 0.0  # seconds late Atlas would have answered (math.inf: never); see simulator/faults.py
 
 
 class _Server(ThreadingHTTPServer):
@@ -141,6 +146,10 @@ class AtlasSimulator:
         self._log_lock = threading.Lock()
         self._drop_next_create = False
         self._drop_next_cluster_create = False
+        self._authorizations: list[str] = []
+        self.faults = FaultPlan(
+            operations=frozenset({TOKEN_OPERATION, *(op.short_id for op in self.spec.operations)})
+        )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
@@ -307,6 +316,33 @@ class AtlasSimulator:
         with self._log_lock:
             self._drop_next_cluster_create = True
 
+    def fail_next(self, operation: str, fault: Fault, *, count: int = 1, skip: int = 0) -> None:
+        """The next ``count`` calls of ``operation`` (a spec short id, or ``"token"``) meet ``fault``, after
+        ``skip`` calls of it that are let through; combines with any scenario (simulator/faults.py)."""
+        self.faults.arm(operation, fault, count=count, skip=skip)
+
+    def fail_for(self, operation: str, fault: Fault, *, seconds: float) -> None:
+        """Every call of ``operation`` meets ``fault`` for the next ``seconds`` on the clock (an outage)."""
+        if not seconds > 0:
+            raise ValueError("seconds must be more than 0")
+        self.faults.arm(operation, fault, until=self._now() + seconds)
+
+    def clear_faults(self) -> None:
+        """Disarm every ``fail_next`` and ``fail_for`` rule."""
+        self.faults.clear()
+
+    @property
+    def authorizations(self) -> list[str]:
+        """Every ``Authorization`` header value the simulator received, in order (Basic, Bearer, Digest):
+        what a test checks never leaks into logs, records or answers."""
+        with self._log_lock:
+            return list(self._authorizations)
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every bearer access token the token endpoint issued, in order."""
+        return self.auth.issued_tokens()
+
     def fail_next_deletes(self, name: str, count: int = 1, *, group_id: str | None = None) -> None:
         """The next ``count`` deletes of flex cluster ``name`` (in ``group_id``, or any project) answer
         500 UNEXPECTED_ERROR and delete nothing; 0 cancels. Combines with any scenario."""
@@ -340,14 +376,26 @@ class AtlasSimulator:
         arrived = self._now()
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         headers = {name.lower(): value for name, value in handler.headers.items()}
+        if "authorization" in headers:
+            with self._log_lock:
+                self._authorizations.append(headers["authorization"])
         call = _CallFacts(body=_json_or_none(body))
         try:
             if split.path == TOKEN_PATH and method == "POST":
-                call.auth_kind, call.operation = "basic", "token"
+                call.auth_kind, call.operation = "basic", TOKEN_OPERATION
                 form = parse_qs(body.decode("utf-8", "replace"))
                 call.body = {k: v[-1] for k, v in form.items() if k == "grant_type"}  # never a secret
-                answer = self.auth.issue_token(headers, body)
-                reply = _Reply(answer.status, answer.body, answer.headers, content_type="application/json")
+
+                def issue() -> _Reply:
+                    answer = self.auth.issue_token(headers, body)
+                    return _Reply(answer.status, answer.body, answer.headers, content_type="application/json")
+
+                struck = self.faults.take(TOKEN_OPERATION, arrived)
+                if struck is None:
+                    reply = issue()
+                else:
+                    call.fault = struck.describe()
+                    reply = _struck(struck, issue)
             else:
                 reply = self._answer_api(method, target, query, headers, body, call)
         except Exception as error:  # a simulator bug: answer like Atlas's 500 and keep it for the tests
@@ -359,12 +407,13 @@ class AtlasSimulator:
                 method=method,
                 path=split.path,
                 query={name: values[-1] for name, values in query.items()},
-                status=0 if reply.drop else reply.status,
+                status=0 if reply.drop or reply.delay == math.inf else reply.status,
                 auth_kind=call.auth_kind,
                 violation=call.violation,
                 body=call.body,
                 operation=call.operation,
                 at=arrived,
+                fault=call.fault,
             )
         )
         _write(handler, reply, query)
@@ -380,13 +429,22 @@ class AtlasSimulator:
     ) -> _Reply:
         """Auth, then the spec, then the scenario's fault, then the operation; any refusal is an ApiError."""
         try:
-            call.auth_kind, refusal = self.auth.authenticate(method, target, headers.get("authorization"))
+            expiring = self._expiring_credential(method, target, headers.get("authorization"))
+            if expiring is not None:
+                call.fault = expiring.describe()
+            call.auth_kind, refusal = self.auth.authenticate(
+                method, target, headers.get("authorization"), expire=expiring is not None
+            )
             if refusal is not None:
                 raise refusal
             found = self.spec.match(method, urlsplit(target).path)
             call.operation = found.operation.short_id
             parsed = self.spec.check_request(found, query, headers, body)
             values = found.path_values
+            struck = self.faults.take(found.operation.short_id, self._now())
+            if struck is not None:
+                call.fault = struck.describe()
+                return _struck(struck, lambda: self._served(found, query, parsed))
             fault, limits = self.state.admit(
                 found.operation.operation_id, found.operation.template, values["groupId"], values.get("name")
             )
@@ -404,6 +462,26 @@ class AtlasSimulator:
         except AtlasProblem as problem:
             call.violation = problem.violation
             return _Reply(problem.status, problem.body(), dict(problem.headers), "application/json")
+
+    def _expiring_credential(self, method: str, target: str, authorization: str | None) -> Fault | None:
+        """An armed ``Fault.expired_credential()`` for this call's operation (spent), or None. Only a call
+        that presents an issued bearer token, or a Digest nonce used before, has a credential to expire."""
+        if not self.auth.can_expire(authorization):
+            return None
+        try:
+            operation = self.spec.match(method, urlsplit(target).path).operation.short_id
+        except AtlasProblem:
+            return None  # no such operation: auth and the spec answer it as they would
+        return self.faults.take(operation, self._now(), expiring=True)
+
+    def _served(self, found: Match, query: Mapping[str, list[str]], body: Any) -> _Reply:
+        """The operation done and answered as it would be without a fault (a fault that strikes after it)."""
+        try:
+            reply = self._operate(found, query, body)
+        except AtlasProblem as problem:
+            return _Reply(problem.status, problem.body(), dict(problem.headers), "application/json")
+        self._check_own_answer(found, reply)
+        return reply
 
     def _operate(self, found: Match, query: Mapping[str, list[str]], body: Any) -> _Reply:
         values = found.path_values
@@ -462,6 +540,27 @@ class AtlasSimulator:
     def _log(self, call: Call) -> None:
         with self._log_lock:
             self._calls.append(call)
+
+
+def _struck(fault: Fault, serve: Callable[[], _Reply]) -> _Reply:
+    """The answer to a call an injected fault struck (simulator/faults.py); ``serve`` does the operation."""
+    if fault.status is not None:
+        problem = fault.problem()
+        return _Reply(problem.status, problem.body(), dict(problem.headers), "application/json")
+    reply = serve() if fault.after_acting else _Reply(0)
+    if fault.drop:
+        return _Reply(0, drop=True)
+    if fault.garbage:
+        return _Reply(200, raw=GARBAGE_BODY, headers=reply.headers, content_type="text/html; charset=utf-8")
+    if fault.delay == math.inf:
+        # Never answered: a client honouring the delay header times out; any other sees a gateway timeout.
+        timeout = Fault.error(504).problem()
+        return _Reply(
+            504, timeout.body(), {DELAY_HEADER: NEVER}, content_type="application/json", delay=math.inf
+        )
+    reply.headers = {**reply.headers, DELAY_HEADER: f"{fault.delay:g}"}
+    reply.delay = fault.delay
+    return reply
 
 
 def _json_or_none(body: bytes) -> Any:
