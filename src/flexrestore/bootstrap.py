@@ -328,7 +328,7 @@ def _validators() -> LambdaValidators:
 def sweeper() -> Sweeper:
     """The sweeper: deletes the ephemeral clusters of ended runs (domain/sweeper.py), and finishes runs
     whose execution ended before they did."""
-    from flexrestore.aws.executions import Executions
+    from flexrestore.aws.executions import RunStatus
     from flexrestore.domain.sweeper import Sweeper
 
     finishing = _run_steps(restores=store(), notifier=notifier)
@@ -336,7 +336,7 @@ def sweeper() -> Sweeper:
         runs=run_table(),
         targets=target_life,
         restores=store(),
-        executions=lambda: Executions(require("run_state_machine_arn")),
+        executions=lambda: RunStatus(require("run_state_machine_arn")),
         finish_run=lambda run_id, plan, error: finishing.finish(run_id, plan, aborted=error),
         now=clock.utcnow,
     )

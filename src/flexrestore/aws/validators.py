@@ -31,27 +31,26 @@ class LambdaValidators:
     def __init__(self) -> None:
         self._clients: dict[int, Any] = {}
 
-    def _client(self, read_timeout: int) -> Any:
-        """A Lambda client that waits ``read_timeout`` seconds for an answer and never retries."""
-        if read_timeout not in self._clients:
-            import boto3
-            from botocore.config import Config
+    @staticmethod
+    def _config(read_timeout: int) -> Any:
+        """Wait ``read_timeout`` seconds for an answer; never retry (a validator may not be idempotent)."""
+        from botocore.config import Config
 
-            config = Config(
-                retries={"max_attempts": 1, "mode": "standard"},
-                connect_timeout=5,
-                read_timeout=read_timeout,
-            )
-            self._clients[read_timeout] = boto3.client("lambda", config=config)  # type: ignore[call-overload]
-        return self._clients[read_timeout]
+        return Config(
+            retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=read_timeout
+        )
 
     def invoke(
         self, function_arn: str, document: Mapping[str, Any], *, timeout_seconds: float
     ) -> ValidatorCall:
+        import boto3
         from botocore.exceptions import ReadTimeoutError
 
         started = clock.seconds()
-        lambda_client = self._client(int(timeout_seconds + _TRAVEL_SECONDS))
+        read_timeout = int(timeout_seconds + _TRAVEL_SECONDS)
+        if read_timeout not in self._clients:  # one client per read timeout, kept for the container's life
+            self._clients[read_timeout] = boto3.client("lambda", config=self._config(read_timeout))  # type: ignore[call-overload]
+        lambda_client = self._clients[read_timeout]
         try:
             answer = lambda_client.invoke(
                 FunctionName=function_arn,

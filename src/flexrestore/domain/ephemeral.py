@@ -90,8 +90,8 @@ class DeletionCandidate:
 
     ``run_id``/``index`` name the run's source; ``recorded`` is that source's target as the runs table
     holds it (None: the run never recorded a create); ``ephemeral_project_id`` is the run's plan's
-    ``targets.projectId`` (None: the plan has no ephemeral targets); ``sources`` are the run's sources as
-    ``(project id, cluster name)``."""
+    ``targets.projectId`` (None: the plan has no ephemeral targets); ``source_clusters`` are the run's
+    sources as ``(project id, cluster name)``."""
 
     project_id: str
     name: str
@@ -100,7 +100,7 @@ class DeletionCandidate:
     plan: str
     ephemeral_project_id: str | None
     recorded: RunTarget | None
-    sources: Collection[tuple[str, str]]
+    source_clusters: Collection[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def deletion_verdict(
             Refusal(TAGS_MISMATCH, f"{where} does not carry this run's tags ({', '.join(missing)})")
         )
 
-    sources = {(p, n.casefold()) for p, n in candidate.sources}
+    sources = {(p, n.casefold()) for p, n in candidate.source_clusters}
     if (candidate.project_id, candidate.name.casefold()) in sources:
         refusals.append(Refusal(IS_SOURCE, f"{where} is a source of this run"))
 

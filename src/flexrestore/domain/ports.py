@@ -220,6 +220,10 @@ class Executions(Protocol):
     def status(self, execution_arn: str) -> str | None: ...
 
 
+class ExecutionStatus(Protocol):
+    def status(self, execution_arn: str) -> str | None: ...
+
+
 class Notifier(Protocol):
     """People (SNS) and machines (EventBridge). Each returns the id the channel gave (MessageId, EventId)."""
 

@@ -287,7 +287,7 @@ class TargetLife:
                     plan=plan.name,
                     ephemeral_project_id=plan.targets.project_id if plan.targets else None,
                     recorded=target,
-                    sources=[(project, n) for n in state.target_project_sources],
+                    source_clusters=[(project, n) for n in state.target_project_sources],
                 ),
                 ClusterFacts(
                     project_id=cluster.group_id or project,

@@ -29,7 +29,7 @@ from flexrestore import clock
 from flexrestore.contracts import ErrorInfo
 from flexrestore.contracts.plan import Plan
 from flexrestore.contracts.run import RunRecord, RunTarget
-from flexrestore.domain.ports import Executions, RestoreRecordsRead, RunState, RunStore, SourceState
+from flexrestore.domain.ports import ExecutionStatus, RestoreRecordsRead, RunState, RunStore, SourceState
 from flexrestore.domain.run_targets import GONE_LOOK_SECONDS, AtlasBusy, TargetLife
 
 logger = logging.getLogger("flexrestore.sweeper")
@@ -67,7 +67,7 @@ class Sweeper:
     runs: RunStore
     targets: Callable[[], TargetLife]
     restores: RestoreRecordsRead
-    executions: Callable[[], Executions]
+    executions: Callable[[], ExecutionStatus]
     finish_run: Callable[[str, str, ErrorInfo], RunRecord]
     now: Callable[[], datetime]
     seconds: Callable[[], float] = clock.seconds
@@ -81,7 +81,7 @@ class Sweeper:
                 by_run[source.run_id].append(source)
         until = self.seconds() + min(budget_seconds, SWEEP_WAIT_SECONDS)
         pending: list[tuple[RunState, SourceState, RunTarget]] = []
-        changed: dict[str, list[tuple[int, RunTarget]]] = defaultdict(list)
+        latest: dict[tuple[str, int], RunTarget] = {}  # what each target's record is now
         crashed: dict[str, RunState] = {}
         left: dict[str, int] = {}
         for run_id, sources in sorted(by_run.items()):
@@ -111,7 +111,7 @@ class Sweeper:
                     left[run_id] += 1
                     continue
                 if target is not None and target != source.target:
-                    changed[run_id].append((source.index, target))
+                    latest[(run_id, source.index)] = target
                 if what == "deleting" and target is not None:
                     pending.append((state, source, target))
                 elif what == "retained":
@@ -121,9 +121,14 @@ class Sweeper:
                     report.refused.append(name)
                 elif what == "gone":
                     report.deleted.append(name)
-        for state, source, target in self._wait(pending, until, report):
-            changed[state.record.run_id].append((source.index, target))
+        gone, still = self._wait(pending, until, report)
+        for state, source, target in gone:
+            latest[(state.record.run_id, source.index)] = target
+        for state, _, _ in still:
             left[state.record.run_id] += 1
+        changed: dict[str, list[tuple[int, RunTarget]]] = defaultdict(list)
+        for (run_id, index), target in latest.items():
+            changed[run_id].append((index, target))
         for run_id, updates in changed.items():
             self._record_on_ended_run(run_id, updates)
         for run_id, state in crashed.items():
@@ -156,8 +161,8 @@ class Sweeper:
         pending: list[tuple[RunState, SourceState, RunTarget]],
         until: float,
         report: SweepReport,
-    ) -> list[tuple[RunState, SourceState, RunTarget]]:
-        """Wait for the deletes sent in this sweep; the ones still deleting at ``until`` are returned."""
+    ) -> tuple[list[tuple[RunState, SourceState, RunTarget]], list[tuple[RunState, SourceState, RunTarget]]]:
+        """Wait for the deletes sent in this sweep: ``(gone, still deleting at until)``."""
         done: list[tuple[RunState, SourceState, RunTarget]] = []
         while pending and self.seconds() + GONE_LOOK_SECONDS <= until:
             self.sleep(GONE_LOOK_SECONDS)
@@ -173,13 +178,8 @@ class Sweeper:
                     report.deleted.append(str(target.name))
                     done.append((state, source, gone))
             pending = still
-        for state, source, target in done:
-            self._note(state.record.run_id, source.index, target)
         report.deleting += [str(t.name) for _, _, t in pending]
-        return pending
-
-    def _note(self, run_id: str, index: int, target: RunTarget) -> None:
-        self._record_on_ended_run(run_id, [(index, target)])
+        return done, pending
 
     def _record_on_ended_run(self, run_id: str, updates: list[tuple[int, RunTarget]]) -> None:
         """An ended run's record shows its targets' later life, and its summary the cluster-hours."""
