@@ -65,7 +65,7 @@ ATLAS_REFUSED_DELETE: Final = "ATLAS_REFUSED_DELETE"
 METRIC_DELETION_REFUSED: Final = "EphemeralDeletionRefused"
 METRIC_CLUSTER_DELETED: Final = "EphemeralClusterDeleted"
 IDLE_LOOK_SECONDS: Final = 3.0  # Terraform's flex resource looks every 3 s
-GONE_LOOK_SECONDS: Final = 5.0
+GONE_LOOK_SECONDS: Final = 10.0  # a delete takes 30 to 47 s on Atlas
 
 
 class TargetNotReady(Exception):

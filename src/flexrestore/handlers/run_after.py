@@ -16,7 +16,7 @@ from flexrestore.logs import service_logger
 logger = service_logger()
 
 # The longest a cleanup step waits in-process for Atlas to no longer have a deleted cluster (30 to 47 s).
-GONE_WAIT_SECONDS = 25.0
+GONE_WAIT_SECONDS = 45.0
 
 
 @logger.inject_lambda_context(correlation_id_path="runId")
