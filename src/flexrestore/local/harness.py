@@ -18,7 +18,9 @@ Used by the e2e tests, the integration tests, local mode (``flexrestore-local``)
         stack.state_transitions(arn)           # billed transitions, retries included
         stack.atlas_calls()                    # [{"method", "path", "status", ...}]
 
-``stack.invoke("intake", event)`` calls a handler directly (with a fake Lambda context). To make a
+``stack.invoke("intake", event)`` calls a handler directly (with a fake Lambda context); ``invoke("sweep",
+{})`` is what the sweeper's schedule does. ``stack.register_validator(name, handler)`` deploys a plan's
+validator (its ARN, allowed as ValidatorFunctionArns would). To make a
 function misbehave, replace it: ``stack.functions["poll"] = my_callable`` (a handler, or an import path
 ``"package.module.function"``). ``atlas_url=...`` (with ``secret=...`` and a real clock) points the stack at
 another Atlas instead of starting the simulator.
