@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from flexrestore.aws.runs import RunTable
     from flexrestore.aws.schedules import PlanSchedules
     from flexrestore.aws.store import RestoreStore
+    from flexrestore.aws.validators import LambdaValidators
     from flexrestore.contracts import RestoreRecord
     from flexrestore.domain.guards import GuardConfig
     from flexrestore.domain.hand_off import CreateStep
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from flexrestore.domain.reconcile import Reconciler
     from flexrestore.domain.request import RestoreRequest
     from flexrestore.domain.run_steps import RunSteps
+    from flexrestore.domain.run_targets import TargetLife
+    from flexrestore.domain.sweeper import Sweeper
 
 # What an invocation keeps for itself after its last Atlas call: answering, writing the outcome, logging.
 INVOCATION_MARGIN_SECONDS = 3.0
@@ -176,6 +179,15 @@ def atlas_budget(context: Any, *, cap_seconds: float | None = None) -> AbstractC
     return invocation_budget(None if seconds is None else clock.current().now() + seconds)
 
 
+def seconds_left(context: Any, *, default: float = 60.0) -> float:
+    """What is left of this invocation, less the margin it keeps for itself (``default`` without a
+    Lambda context)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return default
+    return max(0.0, float(remaining()) / 1000 - INVOCATION_MARGIN_SECONDS)
+
+
 def create_step() -> CreateStep:
     from flexrestore.domain.hand_off import CreateStep
 
@@ -277,11 +289,57 @@ def run_begin_steps() -> RunSteps:
 def run_source_steps(context: Any) -> RunSteps:
     from flexrestore.aws.executions import TaskCallbacks
 
-    return _run_steps(atlas=atlas, restores=store(), intake=lambda: intake(context), callbacks=TaskCallbacks)
+    return _run_steps(
+        atlas=atlas,
+        restores=store(),
+        intake=lambda: intake(context),
+        callbacks=TaskCallbacks,
+        targets=target_life,
+        guards=guard_config,
+    )
+
+
+def run_validate_steps() -> RunSteps:
+    return _run_steps(atlas=atlas, restores=store(), validators=_validators, guards=guard_config)
+
+
+def run_cleanup_steps() -> RunSteps:
+    return _run_steps(atlas=atlas, targets=target_life, guards=guard_config)
 
 
 def run_finish_steps() -> RunSteps:
     return _run_steps(restores=store(), notifier=notifier)
+
+
+def target_life() -> TargetLife:
+    """Ephemeral targets: create, wait for IDLE, delete under the deletion guard (domain/run_targets.py)."""
+    from flexrestore.domain.run_targets import TargetLife
+
+    return TargetLife(atlas=atlas, runs=run_table(), guards=guard_config, metrics=metrics(), now=clock.utcnow)
+
+
+@cache
+def _validators() -> LambdaValidators:
+    from flexrestore.aws.validators import LambdaValidators
+
+    return LambdaValidators()
+
+
+def sweeper() -> Sweeper:
+    """The sweeper: deletes the ephemeral clusters of ended runs (domain/sweeper.py), and finishes runs
+    whose execution ended before they did."""
+    from flexrestore.aws.executions import RunStatus
+    from flexrestore.domain.sweeper import Sweeper
+
+    finishing = _run_steps(restores=store(), notifier=notifier)
+    return Sweeper(
+        runs=run_table(),
+        targets=target_life,
+        restores=store(),
+        executions=lambda: RunStatus(require("run_state_machine_arn")),
+        finish_run=lambda run_id, plan, error: finishing.finish(run_id, plan, aborted=error),
+        now=clock.utcnow,
+    )
 
 
 def tell_run(record: RestoreRecord) -> bool:
@@ -321,7 +379,7 @@ def forget_adapters() -> None:
     from flexrestore.aws import clients, secrets
 
     get_settings.cache_clear()
-    for cached in (_store, _locks, metrics, _notifier, _recovery_plans, _plan_table, _run_table):
+    for cached in (_store, _locks, metrics, _notifier, _recovery_plans, _plan_table, _run_table, _validators):
         cached.cache_clear()
     clients.reset()
     secrets.reset()

@@ -59,6 +59,10 @@ class Settings(BaseModel):
     break_glass_principals: str = Field("", alias="BREAK_GLASS_PRINCIPALS")
     target_lock_lease_seconds: int = Field(7200, alias="TARGET_LOCK_LEASE_SECONDS", ge=60)
 
+    # Verification runs: the Lambda functions a plan's validation may name (comma-separated ARNs; the
+    # template's ValidatorFunctionArns, which also grants lambda:InvokeFunction on exactly these)
+    validator_function_arns: str = Field("", alias="VALIDATOR_FUNCTION_ARNS")
+
     # Idempotency records live this long (a retried delivery within it gets the first answer)
     idempotency_ttl_seconds: int = Field(86400, alias="IDEMPOTENCY_TTL_SECONDS", ge=60)
 

@@ -33,6 +33,8 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK = "flexrestore"
 
+# A plan's validator (ValidatorFunctionArns), a function and one alias of it.
+VALIDATOR_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:orders-validator"
 # Deploy-time parameters without a default; the checks run once with a secret name and once with a full ARN.
 SECRET_NAME = "flexrestore/atlas"
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:flexrestore/atlas-AbCdEf"
@@ -44,6 +46,7 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
         "LambdaSubnetIds": "subnet-0a1b2c3d4e5f60718,subnet-0a1b2c3d4e5f60719",
         "LambdaSecurityGroupIds": "sg-0a1b2c3d4e5f60718",
         "AtlasSecretKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "ValidatorFunctionArns": f"{VALIDATOR_ARN},{VALIDATOR_ARN}:live",
     },
 }
 
@@ -144,6 +147,9 @@ UNIT_RESOURCE_SETTINGS: dict[tuple[str, str], dict[str, str]] = {
     ("flexrestore.aws.plans", "PlanTable"): {"dynamodb": "PLANS_TABLE"},
     ("flexrestore.aws.runs", "RunTable"): {"dynamodb": "RUNS_TABLE"},
     ("flexrestore.aws.executions", "RunStarts"): {"stepfunctions": "RUN_STATE_MACHINE_ARN"},
+    ("flexrestore.aws.executions", "RunStatus"): {"stepfunctions": "RUN_STATE_MACHINE_ARN"},
+    # A plan's validator: one of the functions the setting lists.
+    ("flexrestore.aws.validators", "LambdaValidators"): {"lambda": "VALIDATOR_FUNCTION_ARNS"},
     # SendTaskSuccess: the run state machine's task tokens, which name no resource.
     ("flexrestore.aws.executions", "TaskCallbacks"): {"stepfunctions": NO_SETTING},
     ("flexrestore.aws.schedules", "PlanSchedules"): {"scheduler": "SCHEDULE_GROUP"},
@@ -167,6 +173,8 @@ IMPLIED_CALLS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
 COMPOSITE_OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("dynamodb", "TransactWriteItems"): ("PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
     ("dynamodb", "TransactGetItems"): ("GetItem",),
+    # Lambda's Invoke API is authorized as lambda:InvokeFunction.
+    ("lambda", "Invoke"): ("InvokeFunction",),
 }
 
 # Environment the Lambda runtime provides itself.
@@ -992,6 +1000,8 @@ def _resource_arns(service: str, operation: str, value: str) -> list[str]:
         return [prefix.format("states") + f"execution:{name}:some-execution-name"]
     if service == "events":
         return [value if value.startswith("arn:") else prefix.format("events") + f"event-bus/{value}"]
+    if service == "lambda":  # every function of a comma-separated list (none when it is empty)
+        return [arn for arn in value.split(",") if arn]
     if service == "scheduler":  # a schedule of the group the setting names (a plan's name)
         return [prefix.format("scheduler") + f"schedule/{value}/some-plan"]
     return [value]

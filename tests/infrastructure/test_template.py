@@ -254,11 +254,12 @@ def test_outcome_events_may_be_put_only_under_the_source_the_code_sends(
         sources = _sources_sent(sam, stack, function_id)
         if sources:
             sending[checks.function_role(stack, function_id)] = sources
-    # Notify and Reconcile end restores; RunFinish ends runs.
+    # Notify and Reconcile end restores; RunFinish ends runs, and Sweep ends the runs that crashed.
     assert {role: sorted(sources) for role, sources in sending.items()} == {
         "NotifyFunctionRole": [RESTORES_SOURCE],
         "ReconcileFunctionRole": [RESTORES_SOURCE],
         "RunFinishFunctionRole": [RUNS_SOURCE],
+        "SweepFunctionRole": [RUNS_SOURCE],
     }
     assert set(granted) == set(sending)
     for role_id, conditions in granted.items():
@@ -292,8 +293,29 @@ def _statements(stack: Stack, role_id: str) -> list[checks.Statement]:
     ]
 
 
-def test_the_run_state_machine_invokes_exactly_its_three_functions(sam: dict[str, Any], stack: Stack) -> None:
-    run_functions = {stack.arn(k) for k in ("RunBeginFunction", "RunSourceFunction", "RunFinishFunction")}
+def test_only_the_validate_function_may_invoke_validators_and_exactly_those_the_deployment_allows(
+    stack: Stack,
+) -> None:
+    allowed = [a for a in stack.parameters.get("ValidatorFunctionArns", "").split(",") if a]
+    others = [f"{checks.VALIDATOR_ARN}-other", f"{checks.VALIDATOR_ARN}:other-alias"]
+    others += [stack.arn(function_id) for function_id in checks.lambda_functions(stack)]
+    for function_id in checks.lambda_functions(stack):
+        statements = _statements(stack, checks.function_role(stack, function_id))
+        may = [a for a in allowed + others if checks.allowed(statements, "lambda:InvokeFunction", a)]
+        assert may == (allowed if function_id == "RunValidateFunction" else []), function_id
+
+
+def test_the_run_state_machine_invokes_exactly_its_five_functions(sam: dict[str, Any], stack: Stack) -> None:
+    run_functions = {
+        stack.arn(k)
+        for k in (
+            "RunBeginFunction",
+            "RunSourceFunction",
+            "RunValidateFunction",
+            "RunCleanupFunction",
+            "RunFinishFunction",
+        )
+    }
     invoked = {
         machine_id: {
             resource

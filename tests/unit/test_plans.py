@@ -124,7 +124,7 @@ def test_the_json_form_reads_back_as_the_same_plan() -> None:
     assert parsed.to_json()["sources"][1]["tag"] == {"key": "verify", "value": "nightly"}
 
 
-def test_the_prepared_fields_of_ephemeral_targets_and_validation_are_accepted() -> None:
+def test_ephemeral_targets_and_validation_are_read() -> None:
     parsed = parse_plan(
         plan(
             sources=[
@@ -132,11 +132,11 @@ def test_the_prepared_fields_of_ephemeral_targets_and_validation_are_accepted() 
                 {"groupId": GROUP, "tag": SELECTOR["tag"]},
             ],
             targets=EPHEMERAL,
-            validation={"lambdaArn": LAMBDA_ARN, "timeoutSeconds": 900},
+            validation={"lambdaArn": LAMBDA_ARN, "timeoutSeconds": 840},
         )
     )
     assert parsed.ephemeral and parsed.targets is not None and parsed.targets.retain_minutes == 30
-    assert parsed.validation is not None and parsed.validation.timeout_seconds == 900
+    assert parsed.validation is not None and parsed.validation.timeout_seconds == 840
 
 
 @pytest.mark.parametrize(
@@ -447,9 +447,9 @@ BAD_PLANS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "validation timeout",
-        plan(validation={"lambdaArn": LAMBDA_ARN, "timeoutSeconds": 901}),
+        plan(validation={"lambdaArn": LAMBDA_ARN, "timeoutSeconds": 841}),
         "validation.timeoutSeconds",
-        "1 to 900",
+        "1 to 840",
     ),
 ]
 
@@ -586,10 +586,48 @@ def test_a_selectors_fixed_target_is_guarded_and_a_template_waits_for_the_run() 
     assert target_problems(parse_plan(plan(sources=[SELECTOR])), config) == []
 
 
-def test_ephemeral_targets_are_not_guarded_when_the_plan_is_saved() -> None:
-    config = guards(protected_targets=(ProtectedTarget("*", "*"),))
+def test_ephemeral_targets_are_guarded_by_project_and_name_when_the_plan_is_saved() -> None:
     data = plan(sources=[{"groupId": GROUP, "clusterName": "orders-prod"}], targets=EPHEMERAL)
+    # The ephemeral project must be allowed for every source (here: it is not the source's project).
+    with pytest.raises(InvalidRequest) as caught:
+        validate_plan(data, guards())
+    assert list(messages(caught.value)) == ["targets.projectId"]
+    assert "ALLOWED_TARGET_PROJECTS" in messages(caught.value)["targets.projectId"]
+    allowed = guards(allowed_target_projects=frozenset({OTHER}))
+    assert validate_plan(data, allowed).ephemeral
+    # The source's own project needs no allowance.
+    assert validate_plan(plan(sources=data["sources"], targets={**EPHEMERAL, "projectId": GROUP}), guards())
+    # A PROTECTED_TARGETS pattern matching the frv- names refuses it: those clusters could never be deleted.
+    for entry in ("frv-*", f"{OTHER}:frv-*", "*"):
+        protected = ProtectedTarget(entry, entry.split(":")[-1], OTHER if ":" in entry else None)
+        config = guards(allowed_target_projects=frozenset({OTHER}), protected_targets=(protected,))
+        with pytest.raises(InvalidRequest) as caught:
+            validate_plan(data, config)
+        assert (
+            "could never be deleted" in messages(caught.value)["targets.projectId"]
+            or "nor ever deleted" in (messages(caught.value)["targets.projectId"])
+        )
+    # Protected names elsewhere do not matter to ephemeral targets.
+    config = guards(
+        allowed_target_projects=frozenset({OTHER}),
+        protected_targets=(ProtectedTarget("orders-*", "orders-*"),),
+    )
     assert validate_plan(data, config).ephemeral
+
+
+def test_a_validator_must_be_one_the_deployment_allows() -> None:
+    data = plan(validation={"lambdaArn": LAMBDA_ARN})
+    with pytest.raises(InvalidRequest) as caught:
+        validate_plan(data, guards())
+    assert list(messages(caught.value)) == ["validation.lambdaArn"]
+    assert "VALIDATOR_FUNCTION_ARNS" in messages(caught.value)["validation.lambdaArn"]
+    assert validate_plan(data, guards(allowed_validators=frozenset({LAMBDA_ARN}))).validation is not None
+    # Exactly that ARN: another version of it is another function as far as IAM is concerned.
+    with pytest.raises(InvalidRequest):
+        validate_plan(
+            plan(validation={"lambdaArn": LAMBDA_ARN + ":live"}),
+            guards(allowed_validators=frozenset({LAMBDA_ARN})),
+        )
 
 
 def test_the_plan_must_carry_the_name_of_its_path() -> None:

@@ -255,7 +255,7 @@ def test_all_completed_but_every_one_over_the_objective_is_partial_not_failed() 
 
 
 def test_a_source_whose_validation_did_not_succeed_is_not_verified() -> None:
-    ok = ValidationResult(status="SUCCEEDED", checks=[{"name": "count", "passed": True}])
+    ok = ValidationResult(status="SUCCEEDED", checks=[{"name": "count", "status": "PASSED"}])
     bad = ValidationResult(status="FAILED", message="orders collection is empty")
     good_run = run_of([entry(0, validation=ok), entry(1)])
     assert good_run.final_status == "SUCCEEDED"

@@ -327,10 +327,12 @@ class AtlasClient:
                 error.retryable = False
                 raise
 
+    @_public_errors
     def list_flex_clusters(self, group_id: str) -> list[FlexCluster]:
         """Every flex cluster of the project (all pages)."""
         return self._list_all(f"{API_PREFIX}/groups/{quote(group_id, safe='')}/flexClusters", FlexCluster)
 
+    @_public_errors
     def create_flex_cluster(
         self,
         group_id: str,
@@ -403,6 +405,7 @@ class AtlasClient:
                 error.retryable = False
                 raise
 
+    @_public_errors
     def delete_flex_cluster(self, group_id: str, name: str) -> None:
         """Delete a flex cluster (Atlas answers 204; it is DELETING, then gone).
 

@@ -85,6 +85,28 @@ class RunStarts:
         return self.machine.execution_arn(run_id)
 
 
+class RunStatus:
+    """Whether a verification run's execution still runs (the sweeper: a run whose execution ended without
+    finishing the run crashed). Only executions of the run state machine are looked at."""
+
+    def __init__(self, run_state_machine_arn: str) -> None:
+        prefix, _, machine = run_state_machine_arn.rpartition(":stateMachine:")
+        self.executions_prefix = f"{prefix}:execution:{machine}:"
+
+    def status(self, execution_arn: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (or None: Step Functions does not know it, or it
+        is not an execution of the run state machine)."""
+        if not execution_arn.startswith(self.executions_prefix):
+            return None
+        try:
+            answer = client("stepfunctions").describe_execution(executionArn=execution_arn)
+        except Exception as exc:
+            if error_code(exc) == "ExecutionDoesNotExist":
+                return None
+            raise
+        return str(answer["status"])
+
+
 class TaskCallbacks:
     """Answers a verification run's waiting Map iteration (its task token) when a restore has ended."""
 

@@ -21,17 +21,38 @@ from typing import Any
 from flexrestore.aws.clients import client
 from flexrestore.aws.codec import condition_failed, from_item, to_attribute, to_item
 from flexrestore.aws.store import MAX_PAGE, BadPageToken, translated
-from flexrestore.aws.table_schema import BY_PLAN_INDEX, BY_START_INDEX
+from flexrestore.aws.table_schema import (
+    BY_LIVE_CLUSTER_INDEX,
+    BY_PLAN_INDEX,
+    BY_START_INDEX,
+    LIVE_CLUSTER_ATTRIBUTE,
+)
 from flexrestore.clock import isoformat, parse_iso
 from flexrestore.contracts import Delivery, Notification
-from flexrestore.contracts.run import RUN_KIND, RunRecord, RunSource, SnapshotPick
+from flexrestore.contracts.run import (
+    RUN_KIND,
+    RunRecord,
+    RunSource,
+    RunTarget,
+    SnapshotPick,
+    ValidationResult,
+)
 from flexrestore.domain.errors import DependencyUnavailable
 from flexrestore.domain.ports import RunState, SourceState
 
 HEAD = "run"
 _BATCH = 25  # BatchWriteItem's limit
 # Internal attributes of a head item (never part of the run record's answer).
-_HEAD_INTERNAL = ("runId", "item", "planDocument", "sourceCount", "notification", "kind", "id")
+_HEAD_INTERNAL = (
+    "runId",
+    "item",
+    "planDocument",
+    "sourceCount",
+    "notification",
+    "kind",
+    "id",
+    "targetProjectSources",
+)
 
 
 def _source_key(index: int) -> str:
@@ -61,6 +82,8 @@ class RunTable:
             "planDocument": dict(state.plan),
             "sourceCount": state.source_count,
         }
+        if state.target_project_sources:
+            head["targetProjectSources"] = list(state.target_project_sources)
         head.pop("sources", None)
         try:
             with translated():
@@ -86,6 +109,7 @@ class RunTable:
             record=self._record(values),
             plan=values.get("planDocument") or {},
             source_count=int(values.get("sourceCount") or 0),
+            target_project_sources=tuple(str(n) for n in values.get("targetProjectSources") or ()),
         )
 
     def finish_run(self, record: RunRecord) -> tuple[RunRecord, bool]:
@@ -174,14 +198,81 @@ class RunTable:
         ]
 
     def set_snapshot(
-        self, run_id: str, index: int, *, snapshot_id: str, taken_at: datetime | None, choice: SnapshotPick
+        self,
+        run_id: str,
+        index: int,
+        *,
+        snapshot_id: str,
+        taken_at: datetime | None,
+        choice: SnapshotPick,
+        mongodb_version: str | None = None,
     ) -> None:
         values: dict[str, Any] = {":id": snapshot_id, ":choice": choice.to_stored()}
         expression = "SET snapshotId = :id, snapshotChoice = :choice"
         if taken_at is not None:
             expression += ", snapshotTakenAt = :taken"
             values[":taken"] = isoformat(taken_at)
+        if mongodb_version is not None:
+            expression += ", snapshotVersion = :version"
+            values[":version"] = mongodb_version
         self._update(run_id, index, expression, values)
+
+    def set_target(self, run_id: str, index: int, target: RunTarget, *, live: bool) -> None:
+        values: dict[str, Any] = {":target": target.to_stored()}
+        if live:
+            expression = f"SET target = :target, {LIVE_CLUSTER_ATTRIBUTE} = :live"
+            values[":live"] = f"{target.project_id}/{target.name}"
+        else:
+            expression = f"SET target = :target REMOVE {LIVE_CLUSTER_ATTRIBUTE}"
+        self._update(run_id, index, expression, values)
+
+    def set_validation(self, run_id: str, index: int, validation: ValidationResult) -> None:
+        self._update(run_id, index, "SET validation = :v", {":v": validation.to_stored()})
+
+    def live_targets(self) -> list[SourceState]:
+        """The sparse index of source items whose ephemeral cluster may exist, whole (a scan: it holds only
+        the clusters alive now, a few runs' worth at most)."""
+        found: list[SourceState] = []
+        arguments: dict[str, Any] = {"TableName": self.table_name, "IndexName": BY_LIVE_CLUSTER_INDEX}
+        while True:
+            with translated():
+                answer = client("dynamodb").scan(**arguments)
+            found += [self._source(from_item(item)) for item in answer.get("Items", [])]
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return found
+            arguments["ExclusiveStartKey"] = last
+
+    def update_ended_source(self, run_id: str, index: int, target: RunTarget) -> bool:
+        try:
+            with translated():
+                client("dynamodb").update_item(
+                    TableName=self.table_name,
+                    Key=self._key(run_id, _source_key(index)),
+                    UpdateExpression="SET outcome.target = :target",
+                    ConditionExpression="attribute_exists(outcome)",
+                    ExpressionAttributeValues={":target": to_attribute(target.to_stored())},
+                )
+        except Exception as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def set_cluster_hours(self, run_id: str, cluster_hours: float | None) -> None:
+        """The ended run's summary gets the cluster-hours of its targets as they stand now."""
+        try:
+            with translated():
+                client("dynamodb").update_item(
+                    TableName=self.table_name,
+                    Key=self._key(run_id, HEAD),
+                    UpdateExpression="SET summary.clusterHours = :hours",
+                    ConditionExpression="attribute_exists(summary)",
+                    ExpressionAttributeValues={":hours": to_attribute(cluster_hours)},
+                )
+        except Exception as exc:
+            if not condition_failed(exc):
+                raise
 
     def set_restore(self, run_id: str, index: int, restore_id: str) -> None:
         self._update(run_id, index, "SET restoreId = :restore", {":restore": restore_id})
@@ -308,7 +399,13 @@ class RunTable:
         taken = values.get("snapshotTakenAt")
         choice = values.get("snapshotChoice")
         outcome = values.get("outcome")
+        target = values.get("target")
+        validation = values.get("validation")
         return SourceState(
+            run_id=str(values["runId"]),
+            snapshot_version=values.get("snapshotVersion"),
+            target=RunTarget.model_validate(target) if target else None,
+            validation=ValidationResult.model_validate(validation) if validation else None,
             index=int(str(values["item"]).removeprefix("source#")),
             planned=values.get("planned") or {},
             snapshot_id=values.get("snapshotId"),

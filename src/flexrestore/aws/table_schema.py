@@ -13,7 +13,10 @@ PLANS_TABLE holds the saved verification plans, key ``name``.
 RUNS_TABLE holds verification runs: per run one head item (``runId``, ``item`` = ``run``) and one item per
 source (``item`` = ``source#<index, 5 digits>``), so a run of 500 sources never meets DynamoDB's 400 KB item
 limit and ``Query(runId)`` reads a whole run. Head items only carry ``kind`` and ``plan``, so the indexes
-``byStart`` (kind, startedAt) and ``byPlan`` (plan, startedAt) list runs, newest first.
+``byStart`` (kind, startedAt) and ``byPlan`` (plan, startedAt) list runs, newest first. ``byLiveCluster``
+(liveCluster) is sparse: it holds the source items whose ephemeral cluster may still exist (``liveCluster`` =
+``<projectId>/<cluster name>``, set before the create is sent, removed once Atlas no longer has it or the
+deletion guard refused it), for the sweeper.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ IDEMPOTENCY_KEY = "id"
 BY_KIND_INDEX = "byKind"
 BY_SOURCE_INDEX = "bySource"
 BY_HANDOFF_INDEX = "byHandoff"
+BY_LIVE_CLUSTER_INDEX = "byLiveCluster"
+LIVE_CLUSTER_ATTRIBUTE = "liveCluster"
 
 
 def restores_table_definition(name: str) -> dict[str, Any]:
@@ -93,12 +98,21 @@ def runs_table_definition(name: str) -> dict[str, Any]:
             {"AttributeName": "kind", "AttributeType": "S"},
             {"AttributeName": "plan", "AttributeType": "S"},
             {"AttributeName": "startedAt", "AttributeType": "S"},
+            {"AttributeName": LIVE_CLUSTER_ATTRIBUTE, "AttributeType": "S"},
         ],
         "KeySchema": [
             {"AttributeName": RUNS_KEY, "KeyType": "HASH"},
             {"AttributeName": RUNS_SORT_KEY, "KeyType": "RANGE"},
         ],
-        "GlobalSecondaryIndexes": [index(BY_START_INDEX, "kind"), index(BY_PLAN_INDEX, "plan")],
+        "GlobalSecondaryIndexes": [
+            index(BY_START_INDEX, "kind"),
+            index(BY_PLAN_INDEX, "plan"),
+            {
+                "IndexName": BY_LIVE_CLUSTER_INDEX,
+                "KeySchema": [{"AttributeName": LIVE_CLUSTER_ATTRIBUTE, "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+        ],
     }
 
 

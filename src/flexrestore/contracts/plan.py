@@ -37,7 +37,9 @@ DEFAULT_MAX_CONCURRENCY: Final = 5
 MAX_WINDOW_DAYS: Final = 365
 MAX_RTO_OBJECTIVE_SECONDS: Final = 86_400
 MAX_RETAIN_MINUTES: Final = 1440
-MAX_VALIDATION_TIMEOUT_SECONDS: Final = 900
+# The run's validate function has 900 s (Lambda's most); it keeps 60 s for the built-in checks and records.
+MAX_VALIDATION_TIMEOUT_SECONDS: Final = 840
+MAX_SNAPSHOT_AGE_HOURS: Final = 8760
 DESCRIPTION_MAX_CHARS: Final = 500
 DEFAULT_TIMEZONE: Final = "UTC"
 
@@ -126,6 +128,13 @@ class SnapshotChoice(Document):
     )
     window_days: int | None = Field(
         None, ge=1, le=MAX_WINDOW_DAYS, description="with RANDOM_WITHIN_WINDOW only: how many days back"
+    )
+    max_age_hours: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SNAPSHOT_AGE_HOURS,
+        description="validation fails a source whose snapshot was taken longer than this before the run "
+        "started (with RANDOM_WITHIN_WINDOW and no maxAgeHours: windowDays; otherwise no limit)",
     )
 
     @model_validator(mode="after")
@@ -236,21 +245,40 @@ Source = Annotated[
 
 
 class EphemeralTargets(Document):
-    """(Prepared for ephemeral targets.) Each source is restored into a Flex cluster the run creates in
-    ``projectId`` and deletes ``retainMinutes`` after the restore ended; sources then name no target."""
+    """Each source is restored into a Flex cluster the run creates for it in ``projectId`` (named
+    ``frv-<8 hex of the run id>-<index>``, tagged with the service, the plan and the run, termination
+    protection off), validated, and deleted; sources then name no target. A source whose validation did
+    not succeed keeps its cluster ``retainMinutes`` for people to look at, then the sweeper deletes it."""
 
     mode: Literal["EPHEMERAL"]
-    project_id: str = Field(pattern=ATLAS_ID_PATTERN, max_length=24)
+    project_id: str = Field(
+        pattern=ATLAS_ID_PATTERN,
+        max_length=24,
+        description="the verification project the clusters are created in: a source project or one of "
+        "ALLOWED_TARGET_PROJECTS (the service account needs Project Owner there)",
+    )
     provider: Literal["AWS", "AZURE", "GCP"] = Field(description="the Flex cluster's backing provider")
     region: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,49}$", description="Atlas region name, e.g. US_EAST_1")
-    retain_minutes: int = Field(0, ge=0, le=MAX_RETAIN_MINUTES)
+    retain_minutes: int = Field(
+        0,
+        ge=0,
+        le=MAX_RETAIN_MINUTES,
+        description="how long a cluster whose validation did not succeed is kept before it is deleted",
+    )
 
 
 class Validation(Document):
-    """(Prepared for validation.) A Lambda function that checks each restored cluster's data."""
+    """The plan's own validator: a Lambda function the run invokes after each completed restore (after the
+    built-in checks pass), with the input of docs/schemas/validator-input.json; it answers
+    docs/schemas/validator-output.json. Only ARNs in the deployment's ValidatorFunctionArns are allowed."""
 
     lambda_arn: str = Field(pattern=LAMBDA_ARN_PATTERN, max_length=256)
-    timeout_seconds: int = Field(60, ge=1, le=MAX_VALIDATION_TIMEOUT_SECONDS)
+    timeout_seconds: int = Field(
+        60,
+        ge=1,
+        le=MAX_VALIDATION_TIMEOUT_SECONDS,
+        description="an answer later than this is recorded TIMED_OUT",
+    )
 
 
 class Plan(Document):

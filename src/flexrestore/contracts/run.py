@@ -45,22 +45,56 @@ class SnapshotPick(Contract):
 
 
 class RunTarget(Contract):
-    """(Prepared for ephemeral targets.) A source's target and, if the run created it, its life."""
+    """A source's target and, for an ephemeral one (a Flex cluster the run created for this source), its
+    life: the create recorded before it was sent, Atlas's creation time, when it was IDLE, when its delete
+    was asked for and when Atlas no longer had it. ``existedSeconds`` (created to gone) is what Atlas bills
+    for; ``retainUntil`` is set when a source that failed validation keeps its cluster for people to look
+    at; ``deletionRefused`` says why the service would not delete it (it then never will: people must)."""
 
     ephemeral: bool
     name: str | None = None
-    created_at: Timestamp | None = None
-    idle_at: Timestamp | None = None
-    deleted_at: Timestamp | None = None
-    existed_seconds: int | None = None
+    project_id: str | None = Field(None, description="the project the target is in")
+    create_requested_at: Timestamp | None = Field(
+        None, description="when the run recorded that it was about to create the cluster (before the call)"
+    )
+    created_at: Timestamp | None = Field(None, description="Atlas's createDate of the cluster")
+    idle_at: Timestamp | None = Field(None, description="when the run first saw it IDLE")
+    delete_requested_at: Timestamp | None = Field(None, description="when its delete was sent")
+    deleted_at: Timestamp | None = Field(
+        None, description="when Atlas no longer had it (or, if it never existed, when that was seen)"
+    )
+    existed_seconds: int | None = Field(None, description="createdAt to deletedAt")
+    retain_until: Timestamp | None = Field(
+        None, description="kept until then for people to look at (its validation did not succeed)"
+    )
+    deletion_refused: ErrorInfo | None = Field(
+        None, description="why the deletion guard refused to delete it; it is left to people"
+    )
+
+
+ValidationCheckStatus = Literal["PASSED", "FAILED", "SKIPPED"]
+
+
+class ValidationCheck(Contract):
+    """One check of a validation: a built-in one (``target-idle``, ``target-version``, ``restore-job``,
+    ``snapshot-age``) or the plan's validator (``validator``, and ``validator:<name>`` for the checks it
+    reported)."""
+
+    name: str
+    status: ValidationCheckStatus
+    message: str | None = None
 
 
 class ValidationResult(Contract):
-    """(Prepared for validation.) What the plan's validation function said about the restored data."""
+    """The verdict of a source's validation, after its restore: the built-in checks (what the Atlas Admin
+    API can tell) and, when the plan names one, its validator's answer. SKIPPED: the restore did not
+    complete, so there was nothing to validate. Only SUCCEEDED counts as verified."""
 
-    status: Literal["SUCCEEDED", "FAILED", "TIMED_OUT", "SKIPPED"]
+    status: ValidationStatus
     message: str | None = None
-    checks: list[dict[str, Any]] = Field(default_factory=list)
+    checks: list[ValidationCheck] = Field(default_factory=list)
+    validator: str | None = Field(None, description="the plan's validator function (Lambda ARN), if any")
+    at: Timestamp | None = Field(None, description="when the verdict was reached")
 
 
 class RunSource(Contract):

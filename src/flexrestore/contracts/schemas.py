@@ -20,6 +20,7 @@ from flexrestore.contracts.execution import ExecutionInput
 from flexrestore.contracts.plan import Plan
 from flexrestore.contracts.record import RefusalRecord, RestoreRecord
 from flexrestore.contracts.run import RunRecord
+from flexrestore.contracts.validator import ValidatorInput, ValidatorOutput
 
 MODELS: dict[str, type[BaseModel]] = {
     "restore-record.json": RestoreRecord,
@@ -27,9 +28,11 @@ MODELS: dict[str, type[BaseModel]] = {
     "refusal-record.json": RefusalRecord,
     "plan.json": Plan,
     "run-record.json": RunRecord,
+    "validator-input.json": ValidatorInput,
+    "validator-output.json": ValidatorOutput,
 }
-# Documents people write: their schema is what is accepted (defaults optional, unknown fields refused).
-WRITTEN_BY_PEOPLE = frozenset({"plan.json"})
+# Documents people write (plans, validators' answers): their schema is what is accepted.
+WRITTEN_BY_PEOPLE = frozenset({"plan.json", "validator-output.json"})
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # What the service sets on every event (EventBridge adds version, id, account, time and region).
 REQUIRED = ("detail-type", "source", "resources", "detail")

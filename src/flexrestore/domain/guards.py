@@ -63,6 +63,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from flexrestore.clock import from_epoch, isoformat
+from flexrestore.contracts.plan import LAMBDA_ARN_PATTERN
 from flexrestore.settings import Settings, SettingsError
 
 # Reason codes (also the `reason` dimension of the RestoreRefused metric).
@@ -147,6 +148,8 @@ class GuardConfig:
     allowed_target_projects: frozenset[str] = frozenset()
     break_glass_principals: tuple[str, ...] = ()
     lock_lease_seconds: int = 7200
+    # The Lambda functions a plan's validation may name (VALIDATOR_FUNCTION_ARNS), compared exactly.
+    allowed_validators: frozenset[str] = frozenset()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GuardConfig:
@@ -171,6 +174,9 @@ class GuardConfig:
             break_glass_principals=tuple(
                 _parse_principal(e) for e in _entries(settings.break_glass_principals)
             ),
+            allowed_validators=frozenset(
+                _parse_validator(e) for e in _entries(settings.validator_function_arns)
+            ),
             # A lease shorter than the poll loop's life would let a second restore in while the first runs.
             lock_lease_seconds=max(
                 settings.target_lock_lease_seconds, settings.poll_deadline_seconds + LEASE_MARGIN_SECONDS
@@ -179,6 +185,11 @@ class GuardConfig:
 
     def protected_by(self, project_id: str, name: str) -> ProtectedTarget | None:
         return next((p for p in self.protected_targets if p.matches(project_id, name)), None)
+
+    def carries_protected_tag(self, tags: Mapping[str, str]) -> bool:
+        """True if ``tags`` hold PROTECTED_TAG_KEY = PROTECTED_TAG_VALUE (case-insensitive, trimmed)."""
+        key, value = self.protected_tag_key.casefold(), self.protected_tag_value.casefold()
+        return any(k.strip().casefold() == key and v.strip().casefold() == value for k, v in tags.items())
 
     def is_break_glass_principal(self, caller: str) -> bool:
         return any(_principal_matches(pattern, caller) for pattern in self.break_glass_principals)
@@ -448,9 +459,7 @@ def _protected_tag(
     facts: TargetFacts, config: GuardConfig, where: str, authorized: bool, caller: str | None
 ) -> Verdict:
     tag = f"{config.protected_tag_key}={config.protected_tag_value}"
-    key, value = config.protected_tag_key.casefold(), config.protected_tag_value.casefold()
-    tagged = any(k.strip().casefold() == key and v.strip().casefold() == value for k, v in facts.tags.items())
-    if not tagged:
+    if not config.carries_protected_tag(facts.tags):
         return Verdict("protected-tag", True, ALLOWED, 200, f"target has no tag {tag}")
     if authorized:
         return Verdict(
@@ -576,6 +585,19 @@ def _parse_project(entry: str) -> str:
             "format: comma-separated project ids"
         )
     return project
+
+
+_LAMBDA_ARN = re.compile(LAMBDA_ARN_PATTERN)
+
+
+def _parse_validator(entry: str) -> str:
+    if not _LAMBDA_ARN.fullmatch(entry):
+        raise SettingsError(
+            f"VALIDATOR_FUNCTION_ARNS: entry {entry!r} is not a Lambda function ARN "
+            "(arn:aws:lambda:<region>:<account id>:function:<name>[:<alias or version>]); "
+            "format: comma-separated ARNs"
+        )
+    return entry
 
 
 def _parse_principal(entry: str) -> str:

@@ -29,6 +29,7 @@ from flexrestore.contracts.plan import (
     MAX_CONCURRENCY,
     MAX_RETAIN_MINUTES,
     MAX_RTO_OBJECTIVE_SECONDS,
+    MAX_SNAPSHOT_AGE_HOURS,
     MAX_SOURCES,
     MAX_VALIDATION_TIMEOUT_SECONDS,
     MAX_WINDOW_DAYS,
@@ -89,6 +90,7 @@ PLAN_RULES: Final[Mapping[str, str]] = {
     "schedule.timezone": TIMEZONE_RULE,
     "snapshot.choice": "must be LATEST or RANDOM_WITHIN_WINDOW",
     "snapshot.windowDays": f"must be a whole number of days from 1 to {MAX_WINDOW_DAYS}",
+    "snapshot.maxAgeHours": f"must be a whole number of hours from 1 to {MAX_SNAPSHOT_AGE_HOURS}",
     "rtoObjectiveSeconds": f"must be a whole number of seconds from 1 to {MAX_RTO_OBJECTIVE_SECONDS}",
     "maxConcurrency": f"must be a whole number from 1 to {MAX_CONCURRENCY}",
     "notify": "must be ALL, FAILURES or SUMMARY",
@@ -178,11 +180,21 @@ def target_problems(plan: Plan, config: GuardConfig) -> list[dict[str, str]]:
     Only what needs no Atlas: the allowed project, the source itself, the protected names. A selector's
     templated target names are known when the plan runs (the allowed project is checked now). The
     protected tag, the state and the version of a target are Atlas's, and checked by the intake when the
-    run restores. Ephemeral targets are created by the run, so none is checked here.
+    run restores. Ephemeral targets are created by the run: their project must be allowed for every
+    source, and their names (``frv-...``) must not be protected (a protected cluster could never be
+    deleted). A plan's validator must be one of VALIDATOR_FUNCTION_ARNS.
     """
-    if plan.targets is not None:
-        return []
     problems: list[dict[str, str]] = []
+    if plan.validation is not None and plan.validation.lambda_arn not in config.allowed_validators:
+        problems.append(
+            {
+                "field": "validation.lambdaArn",
+                "message": "is not in VALIDATOR_FUNCTION_ARNS (the template's ValidatorFunctionArns): this "
+                "deployment may not invoke it. Add it there, or name an allowed validator",
+            }
+        )
+    if plan.targets is not None:
+        return problems + _ephemeral_problems(plan, plan.targets, config)
     for position, source in enumerate(plan.sources):
         if source.target_deployment_item_name is None:
             continue
@@ -209,6 +221,41 @@ def target_problems(plan: Plan, config: GuardConfig) -> list[dict[str, str]]:
                 {"field": f"sources[{position}].{field}", "message": _guard_words(verdict, view, config)}
             )
     return problems
+
+
+def _ephemeral_problems(plan: Plan, targets: EphemeralTargets, config: GuardConfig) -> list[dict[str, str]]:
+    project = targets.project_id
+    problems: list[dict[str, str]] = []
+    outside = sorted(
+        {
+            s.group_id
+            for s in plan.sources
+            if s.group_id != project and project not in config.allowed_target_projects
+        }
+    )
+    if outside:
+        problems.append(
+            {
+                "field": "targets.projectId",
+                "message": "is neither the source project of every source nor in ALLOWED_TARGET_PROJECTS; a "
+                f"run may not restore into it (sources of {len(outside)} other project(s))",
+            }
+        )
+    # The names a run gives: frv-<8 hex>-<3 digits>; a pattern that matches these samples protects them.
+    samples = (f"{EPHEMERAL_NAME_SAMPLE}-000", f"{EPHEMERAL_NAME_SAMPLE}-499")
+    protected = next((p for n in samples if (p := config.protected_by(project, n)) is not None), None)
+    if protected is not None:
+        problems.append(
+            {
+                "field": "targets.projectId",
+                "message": "the clusters a run creates there (frv-...) are protected by PROTECTED_TARGETS "
+                f"entry {protected.entry!r}: they could not be restored into, nor ever deleted",
+            }
+        )
+    return problems
+
+
+EPHEMERAL_NAME_SAMPLE: Final = "frv-0a1b2c3d"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 from flexrestore.contracts import Delivery, ExecutionInput, Notification, RefusalRecord, RestoreRecord
 from flexrestore.contracts.events import OutcomeEvent
 from flexrestore.contracts.plan import PlanEntry
-from flexrestore.contracts.run import RunRecord, RunSource, SnapshotPick
+from flexrestore.contracts.run import RunRecord, RunSource, RunTarget, SnapshotPick, ValidationResult
+from flexrestore.domain.validation import ValidatorCall
 
 # --- Atlas ------------------------------------------------------------------------------------------
 
@@ -55,6 +56,26 @@ class ListedCluster(ClusterInfo, Protocol):
     def name(self) -> str: ...
 
 
+class ConnectionInfo(Protocol):
+    @property
+    def standard(self) -> str | None: ...
+    @property
+    def standard_srv(self) -> str | None: ...
+
+
+class ClusterDetails(ListedCluster, Protocol):
+    """A flex cluster as a GET or a create answers it (what ephemeral targets and validation read)."""
+
+    @property
+    def group_id(self) -> str | None: ...
+    @property
+    def termination_protection_enabled(self) -> bool | None: ...
+    @property
+    def create_date(self) -> datetime | None: ...
+    @property
+    def connection_strings(self) -> ConnectionInfo | None: ...
+
+
 class JobInfo(Protocol):
     """An Atlas flex restore job."""
 
@@ -83,13 +104,24 @@ class Atlas(Protocol):
 
     def list_snapshots(self, group_id: str, name: str) -> Sequence[SnapshotInfo]: ...
     def get_snapshot(self, group_id: str, name: str, snapshot_id: str) -> SnapshotInfo: ...
-    def get_flex_cluster(self, group_id: str, name: str) -> ClusterInfo: ...
+    def get_flex_cluster(self, group_id: str, name: str) -> ClusterDetails: ...
     def get_restore_job(self, group_id: str, name: str, job_id: str) -> JobInfo: ...
     def list_restore_jobs(self, group_id: str, name: str) -> Sequence[JobInfo]: ...
     def create_restore_job(
         self, group_id: str, name: str, *, snapshot_id: str, target_name: str, target_project_id: str
     ) -> JobInfo: ...
     def list_flex_clusters(self, group_id: str) -> Sequence[ListedCluster]: ...
+    def create_flex_cluster(
+        self,
+        group_id: str,
+        name: str,
+        *,
+        provider: str,
+        region: str,
+        tags: Mapping[str, str],
+        termination_protection: bool = False,
+    ) -> ClusterDetails: ...
+    def delete_flex_cluster(self, group_id: str, name: str) -> None: ...
 
 
 # --- the restores table ------------------------------------------------------------------------------
@@ -210,6 +242,10 @@ class Executions(Protocol):
     def describe(self, execution_arn: str) -> ExecutionState: ...
 
 
+class ExecutionStatus(Protocol):
+    def status(self, execution_arn: str) -> str | None: ...
+
+
 class Notifier(Protocol):
     """People (SNS) and machines (EventBridge). Each returns the id the channel gave (MessageId, EventId)."""
 
@@ -286,6 +322,8 @@ class RunState:
     record: RunRecord
     plan: Mapping[str, Any]
     source_count: int
+    # The names of the run's source clusters in its ephemeral project (the deletion guard's IS_SOURCE).
+    target_project_sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -299,6 +337,10 @@ class SourceState:
     snapshot_choice: SnapshotPick | None = None
     restore_id: str | None = None
     outcome: RunSource | None = None  # set when the source ended without a restore (refused)
+    snapshot_version: str | None = None  # the picked snapshot's MongoDB version
+    target: RunTarget | None = None  # an ephemeral target's life (domain/ephemeral.py)
+    validation: ValidationResult | None = None  # the Validate step's verdict
+    run_id: str | None = None  # set where sources of several runs are read together (the sweeper)
 
 
 class RunStore(Protocol):
@@ -309,9 +351,31 @@ class RunStore(Protocol):
     def source(self, run_id: str, index: int) -> SourceState | None: ...
     def sources(self, run_id: str) -> list[SourceState]: ...
     def set_snapshot(
-        self, run_id: str, index: int, *, snapshot_id: str, taken_at: datetime | None, choice: SnapshotPick
+        self,
+        run_id: str,
+        index: int,
+        *,
+        snapshot_id: str,
+        taken_at: datetime | None,
+        choice: SnapshotPick,
+        mongodb_version: str | None = None,
     ) -> None: ...
     def set_restore(self, run_id: str, index: int, restore_id: str) -> None: ...
+    def set_target(self, run_id: str, index: int, target: RunTarget, *, live: bool) -> None:
+        """Keep the source's target; ``live``: its cluster may exist (the sweeper's index holds it)."""
+        ...
+
+    def set_validation(self, run_id: str, index: int, validation: ValidationResult) -> None: ...
+    def live_targets(self) -> list[SourceState]:
+        """Every source, of any run, whose ephemeral cluster may still exist (``run_id`` set)."""
+        ...
+
+    def update_ended_source(self, run_id: str, index: int, target: RunTarget) -> bool:
+        """An ended run's source entry gets its target's later life (a deletion by the sweeper); False
+        when the source has no entry (its run has not ended)."""
+        ...
+
+    def set_cluster_hours(self, run_id: str, cluster_hours: float | None) -> None: ...
     def set_outcome(self, run_id: str, index: int, outcome: RunSource) -> None: ...
     def attach_token(self, run_id: str, index: int, task_token: str) -> None: ...
     def task_token(self, run_id: str, index: int) -> str | None: ...
@@ -322,6 +386,15 @@ class RunStore(Protocol):
     ) -> tuple[list[RunRecord], str | None]: ...
     def open_run_notification(self, run_id: str) -> Notification: ...
     def mark_run_channel(self, run_id: str, channel: str, delivery: Delivery) -> bool: ...
+
+
+class Validators(Protocol):
+    """Plans' own validators (Lambda functions), invoked synchronously; never raises for what the function
+    did (an error or a timeout is in the answer), only ``DependencyUnavailable`` when Lambda throttles."""
+
+    def invoke(
+        self, function_arn: str, document: Mapping[str, Any], *, timeout_seconds: float
+    ) -> ValidatorCall: ...
 
 
 class RestoreRecordsRead(Protocol):

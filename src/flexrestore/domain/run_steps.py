@@ -30,9 +30,26 @@ from pydantic import ValidationError
 
 from flexrestore.contracts import ErrorInfo, RequestedBy, RestoreRecord, RunLink
 from flexrestore.contracts.plan import Plan, SelectorTag, SnapshotChoice, TagSelector
-from flexrestore.contracts.record import ERROR
-from flexrestore.contracts.run import RunRecord, RunSource
+from flexrestore.contracts.record import COMPLETED, ERROR
+from flexrestore.contracts.run import (
+    REFUSED,
+    RunRecord,
+    RunSource,
+    ValidationCheck,
+    ValidationResult,
+    ValidationStatus,
+)
+from flexrestore.contracts.validator import (
+    ValidatorConnectionStrings,
+    ValidatorInput,
+    ValidatorRestore,
+    ValidatorRun,
+    ValidatorSnapshot,
+    ValidatorSource,
+    ValidatorTarget,
+)
 from flexrestore.domain import notifying
+from flexrestore.domain import validation as checks
 from flexrestore.domain.errors import (
     AtlasError,
     AtlasNotFound,
@@ -40,10 +57,12 @@ from flexrestore.domain.errors import (
     AtlasUnavailable,
     DependencyUnavailable,
 )
+from flexrestore.domain.guards import GuardConfig
 from flexrestore.domain.intake import Intake, IntakeError, as_intake_error
 from flexrestore.domain.plans import PlannedSource, Refusal, resolve_sources
 from flexrestore.domain.ports import (
     Atlas,
+    ClusterDetails,
     ListedCluster,
     Metrics,
     Notifier,
@@ -54,8 +73,10 @@ from flexrestore.domain.ports import (
     RunStore,
     Schedules,
     SourceState,
+    Validators,
 )
 from flexrestore.domain.request import InvalidRequest, parse_request
+from flexrestore.domain.run_targets import AtlasBusy, TargetLife, TargetStillDeleting
 from flexrestore.domain.runs import (
     METRIC_RUN_NOT_SUCCEEDED,
     PLAN_DIMENSION,
@@ -78,6 +99,9 @@ PLAN_NOT_SCHEDULED: Final = "PLAN_NOT_SCHEDULED"
 PLAN_INVALID: Final = "PLAN_INVALID"
 RUN_BEGIN_FAILED: Final = "RUN_BEGIN_FAILED"
 SOURCE_NOT_STARTED: Final = "SOURCE_NOT_STARTED"
+VALIDATION_NOT_RUN: Final = "VALIDATION_NOT_RUN"
+# What the Validate step keeps for itself after the validator's wait (the built-in checks, the records).
+VALIDATE_MARGIN_SECONDS: Final = 20.0
 # How long past the restore's own deadline a run waits for it (its record and notification come after).
 SOURCE_WAIT_MARGIN_SECONDS: Final = 1800
 
@@ -148,6 +172,10 @@ def _ended(restore_id: str | None, final_status: str | None) -> dict[str, Any]:
     return {"restoreId": restore_id, "finalStatus": final_status}
 
 
+def _unwired(what: str) -> Any:
+    raise LookupError(f"this step of a verification run was not given its {what}")
+
+
 @dataclass
 class RunSteps:
     atlas: Callable[[], Atlas]
@@ -161,6 +189,9 @@ class RunSteps:
     schedules: Callable[[], Schedules]
     poll_deadline_seconds: int
     now: Callable[[], datetime]
+    targets: Callable[[], TargetLife] = lambda: _unwired("targets")
+    validators: Callable[[], Validators] = lambda: _unwired("validators")
+    guards: Callable[[], GuardConfig] = GuardConfig
 
     # --- begin ------------------------------------------------------------------------------------------
 
@@ -240,7 +271,28 @@ class RunSteps:
             )
             for p in planned
         ]
-        return self.runs.begin_run(RunState(record=head, plan=entry.plan, source_count=len(sources)), sources)
+        in_target_project = (
+            tuple(
+                sorted(
+                    {
+                        p.cluster_name
+                        for p in planned
+                        if p.cluster_name and p.group_id == plan.targets.project_id
+                    }
+                )
+            )
+            if plan.targets is not None
+            else ()
+        )
+        return self.runs.begin_run(
+            RunState(
+                record=head,
+                plan=entry.plan,
+                source_count=len(sources),
+                target_project_sources=in_target_project,
+            ),
+            sources,
+        )
 
     def _list_selected_projects(self, plan: Plan) -> tuple[dict[str, list[ListedCluster]], dict[str, str]]:
         projects = sorted({s.group_id for s in plan.sources if isinstance(s, TagSelector)})
@@ -257,8 +309,10 @@ class RunSteps:
 
     # --- one source -------------------------------------------------------------------------------------
 
-    def start_source(self, run_id: str, index: int, task_token: str) -> str:
-        """Start the restore of one source (or end the source); returns what happened, for the log."""
+    def start_source(self, run_id: str, index: int, task_token: str, *, wait_seconds: float = 0.0) -> str:
+        """Start the restore of one source (or end the source); returns what happened, for the log. With
+        ephemeral targets the source's cluster is created (or adopted) first and waited for until IDLE, at
+        most ``wait_seconds`` here: :class:`TargetNotReady` asks the state machine to look again later."""
         state = self.runs.run_state(run_id)
         source = self.runs.source(run_id, index)
         if state is None or source is None:
@@ -267,7 +321,7 @@ class RunSteps:
             self.callbacks().restore_ended(task_token, _ended(None, source.outcome.final_status))
             return f"already ended {source.outcome.final_status}"
         planned = planned_from(source.planned)
-        restore_id = source.restore_id or self._restore(state, source, planned)
+        restore_id = source.restore_id or self._restore(state, source, planned, wait_seconds)
         if restore_id is None:
             self.callbacks().restore_ended(task_token, _ended(None, "REFUSED"))
             return "refused"
@@ -279,7 +333,9 @@ class RunSteps:
             return f"restore {restore_id} had ended {record.final_status}"
         return f"restore {restore_id} started"
 
-    def _restore(self, state: RunState, source: SourceState, planned: PlannedSource) -> str | None:
+    def _restore(
+        self, state: RunState, source: SourceState, planned: PlannedSource, wait_seconds: float
+    ) -> str | None:
         run_id = state.record.run_id
         plan = Plan.model_validate(state.plan)
         try:
@@ -302,13 +358,37 @@ class RunSteps:
             known = as_intake_error(exc)
             raise SourceDeferred(known.code if known else "ATLAS_FAILED", str(exc), exc.retry_after) from None
         self.runs.set_snapshot(
-            run_id, planned.index, snapshot_id=snapshot.id, taken_at=snapshot_taken_at(snapshot), choice=pick
+            run_id,
+            planned.index,
+            snapshot_id=snapshot.id,
+            taken_at=snapshot_taken_at(snapshot),
+            choice=pick,
+            mongodb_version=snapshot.mongodb_version,
         )
+        target_name: str | None = None
+        if plan.targets is not None:
+            try:
+                prepared = self.targets().prepare(state, source, plan, wait_seconds=wait_seconds)
+            except AtlasBusy as busy:
+                raise SourceDeferred(busy.code, str(busy), busy.retry_after) from None
+            if prepared.error is not None:
+                self._end_source(
+                    state,
+                    planned,
+                    prepared.error.code,
+                    prepared.error.message,
+                    snapshot_id=snapshot.id,
+                    status=prepared.status,
+                )
+                return None
+            target_name = prepared.name
         link = RunLink(run_id=run_id, plan=plan.name, index=planned.index, notify=plan.notify)
         try:
             request = parse_request(
                 planned.restore_request(
-                    snapshot_id=snapshot.id, reason=f"verification run {run_id} of plan {plan.name}"
+                    snapshot_id=snapshot.id,
+                    reason=f"verification run {run_id} of plan {plan.name}",
+                    target_name=target_name,
                 )
             )
             _, answer = self.intake().submit(
@@ -347,26 +427,200 @@ class RunSteps:
         message: str,
         *,
         snapshot_id: str | None = None,
+        status: str = REFUSED,
     ) -> None:
         source = self.runs.source(state.record.run_id, planned.index)
         outcome = refused_source(
             planned,
             code=code,
             message=message,
+            status=status,
             snapshot_id=snapshot_id or (source.snapshot_id if source else None),
             snapshot_taken_at=source.snapshot_taken_at if source else None,
             snapshot_choice=source.snapshot_choice if source else None,
         )
         self.runs.set_outcome(state.record.run_id, planned.index, outcome)
         logger.warning(
-            "run source refused",
-            extra={"runId": state.record.run_id, "index": planned.index, "errorCode": code},
+            "run source ended without a restore",
+            extra={"runId": state.record.run_id, "index": planned.index, "errorCode": code, "status": status},
         )
+
+    # --- validate -----------------------------------------------------------------------------------------
+
+    def validate(self, run_id: str, index: int, *, budget_seconds: float) -> ValidationResult:
+        """The source's validation verdict (recorded once on its item; a repeat answers the recorded one):
+        SKIPPED when its restore did not complete; else the built-in checks, then the plan's validator,
+        given at most ``budget_seconds`` less a margin (and never more than its timeoutSeconds)."""
+        state = self.runs.run_state(run_id)
+        source = self.runs.source(run_id, index)
+        if state is None or source is None:
+            raise LookupError(f"run {run_id} has no source {index}")
+        if source.validation is not None:
+            return source.validation
+        plan = Plan.model_validate(state.plan)
+        validator = plan.validation.lambda_arn if plan.validation else None
+        record = self.restores.get(source.restore_id) if source.restore_id else None
+        if record is None or record.final_status != COMPLETED:
+            status = (
+                record.final_status or "not ended"
+                if record is not None
+                else (source.outcome.final_status if source.outcome else "not started")
+            )
+            result = checks.skipped(
+                f"nothing to validate: the restore did not complete ({status})",
+                at=self.now(),
+                validator=validator,
+            )
+        else:
+            try:
+                result = self._validated(state, source, plan, record, budget_seconds)
+            except AtlasBusy as busy:
+                raise SourceDeferred(busy.code, str(busy), busy.retry_after) from None
+        self.runs.set_validation(run_id, index, result)
+        logger.info(
+            "run source validated",
+            extra={"runId": run_id, "index": index, "validation": result.status, "because": result.message},
+        )
+        return result
+
+    def _validated(
+        self, state: RunState, source: SourceState, plan: Plan, record: RestoreRecord, budget_seconds: float
+    ) -> ValidationResult:
+        atlas = self.atlas()
+        target, project = record.target_deployment_item_name, record.target_project_id
+        cluster = None
+        target_problem = job_problem = None
+        try:
+            cluster = atlas.get_flex_cluster(project, target)
+        except (AtlasRateLimited, AtlasUnavailable) as exc:
+            raise AtlasBusy("ATLAS_UNAVAILABLE", str(exc), exc.retry_after) from None
+        except AtlasError as exc:
+            target_problem = f"Atlas could not show the target {target!r}: {exc}"
+        job = None
+        if record.restore_job_id is None:
+            job_problem = "the restore has no Atlas job"
+        else:
+            try:
+                job = atlas.get_restore_job(record.group_id, record.cluster_name, record.restore_job_id)
+            except (AtlasRateLimited, AtlasUnavailable) as exc:
+                raise AtlasBusy("ATLAS_UNAVAILABLE", str(exc), exc.retry_after) from None
+            except AtlasError as exc:
+                job_problem = f"Atlas could not show the restore job {record.restore_job_id}: {exc}"
+        built_in = checks.built_in_checks(
+            checks.BuiltInFacts(
+                target=target,
+                target_state=cluster.state_name if cluster is not None else None,
+                target_version=cluster.mongodb_version if cluster is not None else None,
+                snapshot_version=source.snapshot_version,
+                job_status=job.status if job is not None else None,
+                job_finished_at=job.restore_finished_date if job is not None else None,
+                snapshot_taken_at=source.snapshot_taken_at,
+                run_started_at=state.record.started_at,
+                max_age_hours=checks.max_age_hours(plan.snapshot.to_stored()),
+                target_problem=target_problem,
+                job_problem=job_problem,
+            )
+        )
+        judged: tuple[ValidationStatus, str, list[ValidationCheck]] | None = None
+        failed = any(c.status == checks.FAILED for c in built_in)
+        if plan.validation is not None and not failed:
+            arn = plan.validation.lambda_arn
+            if arn not in self.guards().allowed_validators:
+                message = (
+                    f"the validator {arn} is not in this deployment's VALIDATOR_FUNCTION_ARNS (any more); "
+                    "it was not invoked"
+                )
+                judged = (
+                    checks.FAILED,
+                    message,
+                    [ValidationCheck(name=checks.VALIDATOR_CHECK, status="FAILED", message=message)],
+                )
+            else:
+                allowed = plan.validation.timeout_seconds
+                wait = max(1.0, min(float(allowed), budget_seconds - VALIDATE_MARGIN_SECONDS))
+                document = self._validator_input(state, source, record, cluster, allowed)
+                call = self.validators().invoke(arn, document, timeout_seconds=wait)
+                judged = checks.judge_validator(call, timeout_seconds=int(min(allowed, wait)))
+        return checks.verdict(
+            built_in,
+            validator=plan.validation.lambda_arn if plan.validation else None,
+            validator_verdict=judged,
+            at=self.now(),
+        )
+
+    def _validator_input(
+        self,
+        state: RunState,
+        source: SourceState,
+        record: RestoreRecord,
+        cluster: ClusterDetails | None,
+        timeout_seconds: int,
+    ) -> dict[str, Any]:
+        strings = cluster.connection_strings if cluster is not None else None
+        document = ValidatorInput(
+            run=ValidatorRun(run_id=state.record.run_id, plan=state.record.plan, index=source.index),
+            source=ValidatorSource(group_id=record.group_id, cluster_name=record.cluster_name),
+            snapshot=ValidatorSnapshot(
+                id=record.snapshot_id or source.snapshot_id or "",
+                taken_at=source.snapshot_taken_at,
+                mongodb_version=source.snapshot_version,
+            ),
+            restore=ValidatorRestore(
+                restore_id=record.restore_id,
+                restore_job_id=record.restore_job_id,
+                final_status=record.final_status or "",
+                requested_at=record.requested_at,
+                finished_at=record.finished_at,
+                duration_seconds=record.duration_seconds,
+            ),
+            target=ValidatorTarget(
+                name=record.target_deployment_item_name,
+                project_id=record.target_project_id,
+                ephemeral=source.target is not None and source.target.ephemeral,
+                state_name=cluster.state_name if cluster is not None else None,
+                mongodb_version=cluster.mongodb_version if cluster is not None else None,
+                connection_strings=ValidatorConnectionStrings(
+                    standard=strings.standard if strings is not None else None,
+                    standard_srv=strings.standard_srv if strings is not None else None,
+                ),
+            ),
+            timeout_seconds=timeout_seconds,
+        )
+        return document.to_json()
+
+    # --- clean up -------------------------------------------------------------------------------------
+
+    def cleanup(self, run_id: str, index: int, *, wait_seconds: float) -> str:
+        """Delete the source's ephemeral cluster (unless its retention runs; the sweeper deletes it then)
+        and wait up to ``wait_seconds`` for Atlas to no longer have it; :class:`TargetStillDeleting` when
+        it still does. Nothing to do for a source without an ephemeral target."""
+        state = self.runs.run_state(run_id)
+        source = self.runs.source(run_id, index)
+        if state is None or source is None:
+            raise LookupError(f"run {run_id} has no source {index}")
+        if source.target is None:
+            return "nothing"
+        plan = Plan.model_validate(state.plan)
+        try:
+            what, _ = self.targets().clean(state, source, plan, wait_seconds=wait_seconds)
+        except AtlasBusy as busy:
+            raise SourceDeferred(busy.code, str(busy), busy.retry_after) from None
+        if what == "deleting":
+            raise TargetStillDeleting(f"the cluster of source {index} is being deleted; looking again later")
+        return what
 
     # --- finish -----------------------------------------------------------------------------------------
 
-    def finish(self, run_id: str, plan_name: str, *, failure: Mapping[str, Any] | None = None) -> RunRecord:
-        """The run record, written once, then the summary message, event and metrics (each once)."""
+    def finish(
+        self,
+        run_id: str,
+        plan_name: str,
+        *,
+        failure: Mapping[str, Any] | None = None,
+        aborted: ErrorInfo | None = None,
+    ) -> RunRecord:
+        """The run record, written once, then the summary message, event and metrics (each once).
+        ``aborted``: why a run whose execution ended early is finished by someone else (the sweeper)."""
         state = self.runs.run_state(run_id)
         if state is None:  # Begin never got as far as storing the run
             cause = str((failure or {}).get("Cause") or (failure or {}).get("Error") or "unknown")
@@ -378,6 +632,8 @@ class RunSteps:
             )
             state = self.runs.begin_run(RunState(record=head, plan={}, source_count=0), [])
         record = self._ended_run(state)
+        if aborted is not None and record.error is None:
+            record = record.model_copy(update={"error": aborted})
         saved, first = self.runs.finish_run(record)
         if first:
             self._count(saved)
@@ -399,7 +655,14 @@ class RunSteps:
             planned = planned_from(source.planned)
             record = records.get(source.restore_id) if source.restore_id else None
             if source.outcome is not None:
-                entries.append(source.outcome)
+                entries.append(
+                    source.outcome.model_copy(
+                        update={
+                            "target": source.target or source.outcome.target,
+                            "validation": source.validation,
+                        }
+                    )
+                )
             elif record is not None:
                 entries.append(
                     source_from_record(
@@ -408,6 +671,8 @@ class RunSteps:
                         rto_objective_seconds=plan.rto_objective_seconds,
                         snapshot_taken_at=source.snapshot_taken_at,
                         snapshot_choice=source.snapshot_choice,
+                        target=source.target,
+                        validation=source.validation or self._not_validated(record),
                     )
                 )
             else:
@@ -421,7 +686,7 @@ class RunSteps:
                         snapshot_id=source.snapshot_id,
                         snapshot_taken_at=source.snapshot_taken_at,
                         snapshot_choice=source.snapshot_choice,
-                    )
+                    ).model_copy(update={"target": source.target})
                 )
         return finish_run(
             run_id=head.run_id,
@@ -431,6 +696,17 @@ class RunSteps:
             sources=entries,
             requested_by=head.requested_by,
         ).model_copy(update={"error": head.error, "execution_arn": head.execution_arn})
+
+    def _not_validated(self, record: RestoreRecord) -> ValidationResult | None:
+        """A completed restore whose Validate step never recorded a verdict is not verified."""
+        if record.final_status != COMPLETED:
+            return None
+        return ValidationResult(
+            status="FAILED",
+            message=f"{VALIDATION_NOT_RUN}: the validation step did not finish (see the run's execution "
+            "history)",
+            at=self.now(),
+        )
 
     def _count(self, record: RunRecord) -> None:
         for name, amount in run_metrics(record).items():

@@ -22,7 +22,9 @@ Verification runs: ``stack.put_plan(plan)``, then ``arn = stack.start_run(name, 
 ``stack.fire_schedule(name)``, what the plan's schedule does), ``stack.run_sources(run_id)`` while it runs,
 ``stack.run_record(run_id)`` once it has ended.
 
-``stack.invoke("intake", event)`` calls a handler directly (with a fake Lambda context). To make a
+``stack.invoke("intake", event)`` calls a handler directly (with a fake Lambda context); ``invoke("sweep",
+{})`` is what the sweeper's schedule does. ``stack.register_validator(name, handler)`` deploys a plan's
+validator (its ARN, allowed as ValidatorFunctionArns would). To make a
 function misbehave, replace it: ``stack.functions["poll"] = my_callable`` (a handler, or an import path
 ``"package.module.function"``). ``atlas_url=...`` (with ``secret=...`` and a real clock) points the stack at
 another Atlas instead of starting the simulator.
@@ -79,6 +81,9 @@ HANDLERS: dict[str, str] = {
     "run-begin": "flexrestore.handlers.run.begin",
     "run-source": "flexrestore.handlers.run.source",
     "run-finish": "flexrestore.handlers.run.finish",
+    "run-validate": "flexrestore.handlers.run_after.validate",
+    "run-cleanup": "flexrestore.handlers.run_after.cleanup",
+    "sweep": "flexrestore.handlers.sweep.handler",
 }
 TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "template.yaml"
 DEFAULT_TIMEOUT_SECONDS = 30
@@ -387,6 +392,7 @@ class OfflineStack:
             "RUN_STATE_MACHINE_ARN": self.run_state_machine_arn,
             "SCHEDULE_GROUP": SCHEDULE_GROUP,
             "SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/{SCHEDULER_ROLE_NAME}",
+            "VALIDATOR_FUNCTION_ARNS": "",  # register_validator() adds to it
             **self.env_overrides,
         }
         previous = {name: os.environ.get(name) for name in values}
@@ -606,6 +612,8 @@ class OfflineStack:
                 "RunBeginFunctionArn": function_arn("run-begin"),
                 "RunSourceFunctionArn": function_arn("run-source"),
                 "RunFinishFunctionArn": function_arn("run-finish"),
+                "RunValidateFunctionArn": function_arn("run-validate"),
+                "RunCleanupFunctionArn": function_arn("run-cleanup"),
             },
         )
         self.run_state_machine_arn = sfn.create_state_machine(
@@ -651,6 +659,25 @@ class OfflineStack:
             raise LambdaTimedOut(
                 f"{function_name(short_name)}: Task timed out after {timeout:.2f} seconds"
             ) from None
+
+    def register_validator(
+        self, name: str, handler: Callable[..., Any], *, timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    ) -> str:
+        """Deploy ``handler`` as the Lambda function ``name`` (a plan's validator, ``validation.lambdaArn``)
+        and allow it, as the template's ValidatorFunctionArns would: its ARN joins VALIDATOR_FUNCTION_ARNS.
+        Invocations run it in-process, as any function of the stack, stopped at ``timeout_seconds`` on the
+        clock. Returns its ARN, for the plan."""
+        from flexrestore import bootstrap
+
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+        self.functions[name] = handler
+        self.timeouts[name] = timeout_seconds
+        allowed = [a for a in os.environ.get("VALIDATOR_FUNCTION_ARNS", "").split(",") if a]
+        if arn not in allowed:
+            os.environ["VALIDATOR_FUNCTION_ARNS"] = ",".join([*allowed, arn])
+            self.env_overrides["VALIDATOR_FUNCTION_ARNS"] = os.environ["VALIDATOR_FUNCTION_ARNS"]
+            bootstrap.forget_adapters()  # the settings are read again
+        return arn
 
     def start_execution(self, execution_input: dict[str, Any], name: str | None = None) -> str:
         """Start the poll loop; ``name`` defaults to the input's restoreId (docs/contracts.md)."""
