@@ -321,7 +321,7 @@ def test_the_fleet_plan_runs_once_and_answers_its_run_record(capfd: pytest.Captu
 
     # The run record's keys, exactly as GET /runs/{runId} answers them, then what the tool adds.
     assert tuple(result) == cli.PLAN_RESULT_KEYS
-    assert cli.PLAN_RESULT_KEYS[-7:] == (
+    assert cli.PLAN_RESULT_KEYS[-8:] == (
         "notifications",
         "events",
         "atlas_calls",
@@ -329,7 +329,9 @@ def test_the_fleet_plan_runs_once_and_answers_its_run_record(capfd: pytest.Captu
         "restore_state_transitions",
         "history_events",
         "virtual_seconds",
+        "clusters_left",
     )
+    assert result["clusters_left"] is None  # standing targets: no ephemeral project to look at
     assert (result["plan"], result["finalStatus"], result["rtoObjectiveSeconds"]) == (
         "nightly-fleet",
         "PARTIAL",
@@ -636,3 +638,24 @@ def test_the_demo_says_when_a_plan_is_refused_or_missing(
     assert demo.main(["--events", str(events), "--plans", str(plans)]) == 2
     _, err = capfd.readouterr()
     assert "schedule-plan-run.json runs the plan 'nightly-fleet', which is not in " in err
+
+
+def test_an_ephemeral_plan_leaves_no_cluster_of_its_own_and_shows_a_failed_validation(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from flexrestore.simulator import FLEET
+
+    # examples/plans/ephemeral-fleet.json: local mode's stand-in for its validator finds fleet-07 empty.
+    plan = PLANS / "ephemeral-fleet.json"
+    result = run_plan_json(capfd, "--plan", str(plan), "--fail-on-outcome", code=8)
+
+    assert result["finalStatus"] == "PARTIAL"
+    assert result["summary"]["validationFailed"] == 1 and result["summary"]["clusterHours"] > 0
+    verdicts = {s["clusterName"]: s["validation"]["status"] for s in result["sources"]}
+    assert len(verdicts) == 12 and [c for c, v in verdicts.items() if v != "SUCCEEDED"] == ["fleet-07"]
+    for source in result["sources"]:
+        target = source["target"]
+        assert target["ephemeral"] is True and target["name"].startswith(FLEET.ephemeral_prefix)
+        assert target["deletedAt"] is not None
+    # Every cluster the run made is gone; the decoy it did not make is still there.
+    assert result["clusters_left"] == [FLEET.decoy_cluster]

@@ -30,6 +30,7 @@ from flexrestore.clock import Clock, SystemClock, VirtualClock, parse_iso
 from flexrestore.contracts.run import RunRecord
 from flexrestore.local.flow import PROGRESS_INTERVAL_SECONDS
 from flexrestore.local.harness import ACCOUNT_ID
+from flexrestore.local.validators import register_for
 
 # The run record's keys (GET /runs/{runId}), in order, then what the tool adds: the object
 # ``flexrestore-local --plan --json`` prints has exactly PLAN_RESULT_KEYS.
@@ -42,10 +43,14 @@ PLAN_EXTRA_KEYS = (
     "restore_state_transitions",
     "history_events",
     "virtual_seconds",
+    "clusters_left",
 )
 PLAN_RESULT_KEYS = (*RUN_RECORD_KEYS, *PLAN_EXTRA_KEYS)
 # What --plan --json prints when PUT /plans/{name} refuses the plan.
 PLAN_REFUSED_KEYS = ("plan", "http_status", "response")
+
+# The simulator's FLEET project for ephemeral targets (flexrestore.simulator.FLEET.verification_group_id).
+VERIFICATION_PROJECT = "6700f1eea20000000000b001"
 
 # Who the local tool is to the API (requestContext.identity.userArn): plans and runs record it.
 LOCAL_CALLER = f"arn:aws:iam::{ACCOUNT_ID}:user/flexrestore-local"
@@ -121,6 +126,7 @@ class PlanRunResult:
     restore_state_transitions: int  # summed over its sources' restore executions
     history_events: int  # the run execution's history (Step Functions keeps at most 25,000)
     virtual_seconds: float
+    clusters_left: list[str] | None = None  # ephemeral targets: the project's clusters after the run
 
     @property
     def final_status(self) -> str | None:
@@ -203,7 +209,14 @@ def run_plan(
 
     clock: Clock = SystemClock() if atlas_url else VirtualClock()
     name = str(plan["name"])
-    with OfflineStack(scenario=scenario, clock=clock, atlas_url=atlas_url, secret=secret) as stack:
+    # The simulator's verification project may receive restores, as a deployment with ephemeral targets
+    # lists its verification project in AllowedTargetProjects (README: Ephemeral targets).
+    env = {} if atlas_url else {"ALLOWED_TARGET_PROJECTS": VERIFICATION_PROJECT}
+    with OfflineStack(
+        scenario=scenario, clock=clock, atlas_url=atlas_url, secret=secret, env_overrides=env
+    ) as stack:
+        if atlas_url is None:
+            register_for(stack, plan)  # the plan's validator, where local mode has a stand-in for it
         start = clock.now()
         status, body = _call(stack, api_event("PUT", f"/plans/{name}", "/plans/{name}", {"name": name}, plan))
         if 400 <= status < 500:
@@ -254,7 +267,18 @@ def run_plan(
             restore_state_transitions=sum(stack.state_transitions(other) for other in restores),
             history_events=len(stack.history(arn)),
             virtual_seconds=round(clock.now() - start, 3),
+            clusters_left=_clusters_left(stack, plan),
         )
+
+
+def _clusters_left(stack: Any, plan: dict[str, Any]) -> list[str] | None:
+    """With ephemeral targets: the clusters the simulator still has in the plan's ephemeral project once
+    the run has ended (what a person checks: nothing of the run left behind). None otherwise, or against
+    another Atlas."""
+    targets = plan.get("targets")
+    if stack.simulator is None or not isinstance(targets, dict) or not targets.get("projectId"):
+        return None
+    return sorted(stack.simulator.cluster_names(str(targets["projectId"])))
 
 
 def _progress(stack: Any, run_id: str, clock: Clock, start: float) -> RunProgress:

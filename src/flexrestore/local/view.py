@@ -241,6 +241,9 @@ def plan_summary_line(name: str, plan_result: PlanRunResult | Mapping[str, Any])
         f"(+{result['restore_state_transitions']} in restores)",
         f"{_duration(result['virtual_seconds'])} on the clock",
     ]
+    left = result.get("clusters_left")
+    if left is not None:  # ephemeral targets: what the verification project still holds
+        parts.append(f"clusters left: {', '.join(left) or 'none'}")
     return "  ".join(parts)
 
 

@@ -362,6 +362,10 @@ class AtlasSimulator:
         ``Timings`` ok or fail duration), or ``"NEVER"`` (stays RUNNING). ``None`` forgets it."""
         self.state.set_restore_fate(group_id, cluster_name, fate, duration_seconds)
 
+    def cluster_names(self, group_id: str) -> list[str]:
+        """The names of the project's clusters Atlas would list now."""
+        return self.state.cluster_names(group_id)
+
     def cluster_state(self, group_id: str, name: str) -> str | None:
         """The stateName a GET would answer now, or None when the cluster does not exist (any more)."""
         return self.state.cluster_state(group_id, name)

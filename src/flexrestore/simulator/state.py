@@ -524,6 +524,13 @@ class AtlasState:
             cluster = self.clusters.get((group_id, name))
             return None if cluster is None else cluster.state(now)
 
+    def cluster_names(self, group_id: str) -> list[str]:
+        """The names of the project's clusters Atlas would list now (any state but gone)."""
+        with self.lock:
+            now = self.now()
+            self._purge(now)
+            return sorted(c.name for c in self.clusters.values() if c.group_id == group_id)
+
     # -- flex cluster operations (bodies shaped as the spec's response schemas) ------------------------
 
     def list_clusters(self, base: str, group_id: str, page: Page) -> dict[str, Any]:
