@@ -17,7 +17,9 @@ class SettingsError(RuntimeError):
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    # defer_build: the validator is built when the environment is first read (get_settings, on a function's
+    # first invocation), not when a handler module is imported, as the contracts' models (contracts/base.py).
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     # Atlas
     atlas_base_url: str = Field("https://cloud.mongodb.com", alias="ATLAS_BASE_URL")

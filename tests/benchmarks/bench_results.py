@@ -692,9 +692,13 @@ def package_bytes(run_package: bool) -> tuple[dict[str, Any], str]:
     """Per function and layer: files, unpacked and zipped bytes of what ``make package`` built."""
     from tests.infrastructure.artifact_sizes import sizes
 
-    functions = sorted(
-        logical_id for logical_id, _ in function_environments().values()
-    )  # every function of the template
+    from tests.infrastructure.checks import load_sam_template
+
+    functions = sorted(  # every function of the template (several share a handler module)
+        logical_id
+        for logical_id, resource in load_sam_template()["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    )
     empty: dict[str, Any] = dict.fromkeys([*functions, "DependenciesLayer"])
     if not run_package:
         return empty, "not measured: skipped (--no-package or --quick); `make package` builds and prints them"

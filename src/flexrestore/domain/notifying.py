@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flexrestore.contracts import Delivery, ErrorInfo, Notification, RestoreRecord
-from flexrestore.contracts.events import restore_event
 from flexrestore.domain import messages
 from flexrestore.domain.ports import Deliveries, Notifier
 
@@ -88,6 +87,8 @@ def tell(
 
     The event is the published outcome event (``contracts/events.py``); ``execution_arn`` names the
     restore's execution in its ``resources`` when the record does not (it could not be saved)."""
+    from flexrestore.contracts.events import restore_event  # the published contract: only where one is sent
+
     event = restore_event(record, record_saved=record_saved, execution_arn=execution_arn)
     senders: dict[str, Callable[[], str]] = {
         SNS_CHANNEL: lambda: notifier.publish(

@@ -8,13 +8,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from flexrestore.contracts import Delivery, ExecutionInput, Notification, RefusalRecord, RestoreRecord
-from flexrestore.contracts.events import OutcomeEvent
-from flexrestore.contracts.plan import PlanEntry
-from flexrestore.contracts.run import RunRecord, RunSource, RunTarget, SnapshotPick, ValidationResult
-from flexrestore.domain.validation import ValidatorCall
+if TYPE_CHECKING:  # types of the ports' signatures only: a handler loads the models it uses, no more
+    from flexrestore.contracts import (
+        Delivery,
+        ExecutionInput,
+        Notification,
+        RefusalRecord,
+        RestoreRecord,
+    )
+    from flexrestore.contracts.events import OutcomeEvent
+    from flexrestore.contracts.plan import PlanEntry
+    from flexrestore.contracts.run import RunRecord, RunSource, RunTarget, SnapshotPick, ValidationResult
+    from flexrestore.domain.validation import ValidatorCall
 
 # --- Atlas ------------------------------------------------------------------------------------------
 
