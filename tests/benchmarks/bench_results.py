@@ -691,7 +691,6 @@ def whole_restore(scenario: str) -> dict[str, Any]:
 def package_bytes(run_package: bool) -> tuple[dict[str, Any], str]:
     """Per function and layer: files, unpacked and zipped bytes of what ``make package`` built."""
     from tests.infrastructure.artifact_sizes import sizes
-
     from tests.infrastructure.checks import load_sam_template
 
     functions = sorted(  # every function of the template (several share a handler module)
