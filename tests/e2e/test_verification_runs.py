@@ -148,6 +148,41 @@ def test_a_failing_a_refused_and_a_timed_out_source_do_not_stop_the_others(stack
             assert restore["run"]["runId"] == record["runId"]
 
 
+@pytest.mark.parametrize("failures", [1, 99], ids=["once", "every-attempt"])
+def test_a_source_step_that_fails_after_its_restore_started_still_waits_and_validates_it(
+    stack: OfflineStack, monkeypatch: pytest.MonkeyPatch, failures: int
+) -> None:
+    """The RestoreSource step dies after it started the restore (a crash, a bug, a lost answer). Once, its
+    retry picks the started restore up again; on every attempt, the Validate step waits for the restore's
+    end instead of recording SKIPPED for a restore that then completes. Either way: one restore job, the
+    source COMPLETED and validated, the run SUCCEEDED."""
+    from flexrestore.domain.run_steps import RunSteps
+
+    real = RunSteps.start_source
+    crashes: list[int] = []
+
+    def start_then_crash(self: RunSteps, run_id: str, index: int, *args: Any, **kwargs: Any) -> str:
+        happened = real(self, run_id, index, *args, **kwargs)
+        if index == 0 and len(crashes) < failures:
+            crashes.append(index)
+            raise RuntimeError("the step died after it started the restore")
+        return happened
+
+    monkeypatch.setattr(RunSteps, "start_source", start_then_crash)
+    plan = fleet_plan(name="crashing", sources=[explicit("fleet-01"), explicit("fleet-02")])
+    assert put_plan(stack, plan)[0] == 201
+
+    record = run(stack, "crashing")
+
+    assert len(crashes) == (1 if failures == 1 else 4)  # the first attempt and 3 retries of States.TaskFailed
+    assert len(stack.simulator.jobs) == 2
+    assert record["finalStatus"] == "SUCCEEDED", record
+    for source in record["sources"]:
+        assert source["finalStatus"] == "COMPLETED"
+        assert source["validation"]["status"] == "SUCCEEDED", source["validation"]
+    assert record["summary"]["verified"] == 2 and record["summary"]["validationFailed"] == 0
+
+
 def test_a_run_started_twice_with_one_id_creates_no_second_restore(stack: OfflineStack) -> None:
     plan = fleet_plan(name="twice", sources=[explicit("fleet-01"), explicit("fleet-02")])
     assert put_plan(stack, plan)[0] == 201

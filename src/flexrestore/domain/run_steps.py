@@ -116,6 +116,12 @@ class SourceDeferred(Exception):
         self.retry_after = retry_after
 
 
+class RestoreNotEnded(Exception):
+    """The source's restore was started but has not ended yet, so there is nothing to validate yet (its
+    RestoreSource step failed after the start, or its wait timed out early): the state machine asks again
+    later, until the restore's own deadline and the run's margin have passed. Matched by the run's ASL."""
+
+
 @dataclass(frozen=True)
 class Begun:
     run_id: str
@@ -460,6 +466,9 @@ class RunSteps:
         plan = Plan.model_validate(state.plan)
         validator = plan.validation.lambda_arn if plan.validation else None
         record = self.restores.get(source.restore_id) if source.restore_id else None
+        if record is not None and not record.ended and self._may_still_end(record):
+            # Validating now would record SKIPPED for a restore that may yet complete.
+            raise RestoreNotEnded(f"restore {record.restore_id} of source {index} has not ended yet")
         if record is None or record.final_status != COMPLETED:
             status = (
                 record.final_status or "not ended"
@@ -482,6 +491,11 @@ class RunSteps:
             extra={"runId": run_id, "index": index, "validation": result.status, "because": result.message},
         )
         return result
+
+    def _may_still_end(self, record: RestoreRecord) -> bool:
+        """Until its deadline (and the margin its record and notification take), a restore may still end."""
+        waited = (self.now() - record.requested_at).total_seconds()
+        return waited < self.poll_deadline_seconds + SOURCE_WAIT_MARGIN_SECONDS
 
     def _validated(
         self, state: RunState, source: SourceState, plan: Plan, record: RestoreRecord, budget_seconds: float
