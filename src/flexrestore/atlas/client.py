@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -132,6 +133,13 @@ def _describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context, built once per process: reading the CA bundle costs about 30 ms, and
+    local mode and the tests build a client per stack (a Lambda container builds one anyway)."""
+    return httpx.create_ssl_context()
+
+
 class AtlasClient:
     """Atlas Admin API v2 client for one base URL and one set of credentials."""
 
@@ -206,6 +214,7 @@ class AtlasClient:
                         headers={"User-Agent": USER_AGENT},
                         transport=self._transport,
                         follow_redirects=False,
+                        verify=_tls_context(),
                     )
         return self._http
 
