@@ -843,6 +843,12 @@ def adapter_setting(unit: _Unit, service: str) -> str:
 
 
 def code_facts(handler_module: str, handler: str, root: Path) -> CodeFacts:
+    """What the code under a handler needs (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_code_facts(handler_module, handler, root))
+
+
+@cache  # one reading per handler and code root: twelve functions share a few handlers, tests share all
+def _code_facts(handler_module: str, handler: str, root: Path) -> CodeFacts:
     """What the code a handler reaches needs. A unit's AWS calls are the operations of the clients it builds
     (``client("dynamodb")``) that it calls itself; the setting naming their resource is its adapter's
     (``UNIT_RESOURCE_SETTINGS``, else ``RESOURCE_SETTINGS``). A client a unit builds and hands to a library
