@@ -14,6 +14,35 @@ from flexrestore.aws import clients
 from flexrestore.settings import get_settings
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _boto3_clients_built_once() -> Iterator[None]:
+    """Building a boto3 client costs about 15 ms and every offline stack builds its own (aws/clients.py is
+    reset per stack and per test): thousands in the suite. A client keeps no AWS state (moto's backends
+    do, fresh per stack, and moto intercepts every client built after it was imported), so one client per
+    service, settings and environment serves every test; the code still asks for its clients lazily."""
+    import os
+
+    import boto3
+
+    original = boto3.client
+    built: dict[str, Any] = {}
+    environment = ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    environment += ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL")
+
+    def client(*args: Any, **kwargs: Any) -> Any:
+        config = kwargs.get("config")
+        options = sorted(getattr(config, "_user_provided_options", {}).items()) if config else None
+        settings = {k: v for k, v in kwargs.items() if k != "config"}
+        key = repr((args, sorted(settings.items()), options, [os.environ.get(n) for n in environment]))
+        if key not in built:
+            built[key] = original(*args, **kwargs)
+        return built[key]
+
+    boto3.client = client  # type: ignore[assignment]
+    yield
+    boto3.client = original  # type: ignore[assignment]
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Fake AWS credentials so nothing can ever reach a real account.

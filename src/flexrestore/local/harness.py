@@ -315,6 +315,7 @@ class OfflineStack:
         _clear_container_caches()
         self._exit.enter_context(self._moto_patches())
         self._exit.enter_context(_shared_botocore_loader())
+        self._exit.enter_context(_one_sns_signing_key())
         self._exit.enter_context(
             mock_aws(
                 config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -489,8 +490,10 @@ class OfflineStack:
 
         conducted_threading = types.SimpleNamespace(**{**vars(threading), "Event": conductor.event_class()})
         parse_once = staticmethod(_parsing_once(AmazonStateLanguageParser.parse))
+        validate_once = staticmethod(_validating_once(StepFunctionsParserBackend._validate_definition))
         replacements: list[tuple[Any, str, Any]] = [
             (AmazonStateLanguageParser, "parse", parse_once),
+            (StepFunctionsParserBackend, "_validate_definition", validate_once),
             (LambdaSimpleBackend, "invoke", invoke),
             (WaitFunction, "_wait_interval", wait_interval),
             (ExecutionWorker, "start", start_worker),
@@ -917,6 +920,31 @@ def _shared_botocore_loader() -> Iterator[None]:
         botocore.session.create_loader = original
 
 
+@contextmanager
+def _one_sns_signing_key() -> Iterator[None]:
+    """One RSA key for the messages moto's SNS signs while the stack is open. moto makes a 2048-bit key per
+    subscription (about 60 ms, on every stack's first Publish); nothing here checks SNS signatures."""
+    from moto.sns.models import Subscription
+
+    original = Subscription.private_key
+    Subscription.private_key = _sns_signing_key  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        Subscription.private_key = original  # type: ignore[method-assign]
+
+
+@functools.cache
+def _signing_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _sns_signing_key(subscription: Any) -> Any:
+    return _signing_key()
+
+
 @functools.cache
 def _cached_loader(search_path: str | None = None) -> Any:
     import botocore.loaders
@@ -925,6 +953,20 @@ def _cached_loader(search_path: str | None = None) -> Any:
 
 
 _SYNTAX_TREES: dict[str, Any] = {}
+_VALID_DEFINITIONS: set[str] = set()
+
+
+def _validating_once(validate: Callable[[str], None]) -> Callable[[str], None]:
+    """moto's check of a definition at CreateStateMachine (a full build of its program, about 30 ms) done once
+    per definition: every stack creates the same two. A definition that fails is checked again every time."""
+
+    def validate_once(definition: str) -> None:
+        if definition not in _VALID_DEFINITIONS:
+            validate(definition)
+            _VALID_DEFINITIONS.add(definition)
+
+    return validate_once
+
 
 
 def _parsing_once(parse: Callable[[str], tuple[Any, Any]]) -> Callable[[str], tuple[Any, Any]]:
