@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,12 @@ EVENTS = REPO / "events"
 PLANS = REPO / "examples" / "plans"
 FLEET_PLAN = PLANS / "nightly-fleet.json"
 ORDERS_PLAN = PLANS / "nightly-orders.yaml"
+
+
+@pytest.fixture(autouse=True)
+def logs_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tools write their log to the temporary directory; a test's log goes with its tmp_path."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def run_json(capfd: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
@@ -339,6 +346,12 @@ def test_the_fleet_plan_runs_once_and_answers_its_run_record(capfd: pytest.Captu
     )
     assert result["requestedBy"]["trigger"] == "api"  # POST /plans/nightly-fleet/runs
     assert result["requestedBy"]["caller"].endswith(":user/flexrestore-local")
+    not_validated = {
+        source["clusterName"]: source["validation"]
+        for source in result["sources"]
+        if source["validation"] and source["validation"]["status"] not in ("SUCCEEDED", "SKIPPED")
+    }
+    assert not not_validated
     assert result["summary"] == {
         "total": 22,
         "verified": 19,
@@ -595,11 +608,20 @@ def test_a_schedule_sample_needs_a_plan_with_a_schedule(
 def test_the_demo_runs_the_fleet_plan_and_the_schedule_sample_with_it(
     capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    from flexrestore.simulator import FLEET
+
     events, plans = tmp_path / "events", tmp_path / "plans"
     events.mkdir()
     plans.mkdir()
     shutil.copy(EVENTS / "schedule-plan-run.json", events)
-    shutil.copy(FLEET_PLAN, plans)
+    # The fleet plan with three of its sources (one on time, one over its RTO, one refused): the whole fleet
+    # runs in test_the_fleet_plan_runs_once_and_answers_its_run_record; here the demo runs it twice.
+    plan = json.loads(FLEET_PLAN.read_text())
+    plan["sources"] = [
+        {"groupId": FLEET.group_id, "clusterName": name, "targetDeploymentItemName": FLEET.target_of(name)}
+        for name in ("fleet-07", FLEET.slow_source, FLEET.protected_target_source)
+    ]
+    (plans / FLEET_PLAN.name).write_text(json.dumps(plan))
 
     assert demo.main(["--events", str(events), "--plans", str(plans)]) == 0
     out, _ = capfd.readouterr()
@@ -607,11 +629,11 @@ def test_the_demo_runs_the_fleet_plan_and_the_schedule_sample_with_it(
     assert "run by its schedule, with " in out and "schedule-plan-run.json as the schedule's input" in out
     assert "Run      schedule nightly-fleet fired: run " in out
     assert "Run      POST /plans/nightly-fleet/runs -> HTTP 202: run " in out
-    assert out.count("Report   Verification PARTIAL: nightly-fleet 20/22 restored, 1 over RTO\n") == 2
+    assert out.count("Report   Verification PARTIAL: nightly-fleet 2/3 restored, 1 over RTO\n") == 2
     header, *summary = out.split("== Summary:")[1].strip().splitlines()
     assert header.startswith("2 runs in ")
     tail = (
-        r"PARTIAL    20/22 restored, 1 over RTO, 2 refused  RTO median 1 min 05 s, longest 15 min 05 s  "
+        r"PARTIAL    2/3 restored, 1 over RTO, 1 refused  RTO median 8 min 05 s, longest 15 min 05 s  "
         r"\d+ Atlas calls  \d+ state transitions \(\+\d+ in restores\)  \d+ min \d\d s on the clock"
     )
     assert re.fullmatch(r"schedule-plan-run\.json \(nightly-fleet\) +" + tail, summary[0])
