@@ -968,7 +968,6 @@ def _validating_once(validate: Callable[[str], None]) -> Callable[[str], None]:
     return validate_once
 
 
-
 def _parsing_once(parse: Callable[[str], tuple[Any, Any]]) -> Callable[[str], tuple[Any, Any]]:
     """moto's ``AmazonStateLanguageParser.parse`` (``parse``) with its ANTLR tree kept per definition: the
     parse takes about 0.3 s, and moto parses at create_state_machine and again at every execution start.
