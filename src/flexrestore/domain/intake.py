@@ -564,7 +564,6 @@ class Intake:
         """The answer with the Atlas job once the execution's create step has it, waiting up to
         ``wait_seconds`` for it; best-effort: the restore is accepted whatever this read says."""
         until = self.monotonic() + wait_seconds
-        pause = 0.05  # then 1.5 times longer, at most 0.25 s: a few reads while the create step runs
         while True:
             try:
                 record = self.records.get(str(answer["restoreId"]))
@@ -586,8 +585,7 @@ class Intake:
                     **answer,
                     "message": "accepted; the Atlas restore job is being created (GET the location for it)",
                 }
-            self.pause(min(pause, max(0.0, until - self.monotonic())))
-            pause = min(pause * 1.5, 0.25)
+            self.pause(min(0.05, max(0.0, until - self.monotonic())))
 
     def _claim_restore_id(self, key: str) -> tuple[str, RestoreRecord | None]:
         """The restoreId for this key, and the record an earlier crashed attempt left (if any)."""
