@@ -47,24 +47,37 @@ def test_every_detail_type_has_one_schema_and_no_stale_one_is_left_behind() -> N
         assert event_schema_path(detail_type).is_file()
 
 
+# A document the code names: a path to a Markdown file (``docs/contracts.md``), a folder's ``README``, a
+# file reached by a ``../`` path, or a capitalised name cited as one (``see README``, ``README §2``). Each
+# must be a file of the repository: a clone has nothing beside it.
+CITED_PATH = re.compile(
+    r"(?<![\w.])((?:\.\./)+[\w-]+(?:/[\w.-]+)*\.\w+|[\w-]+(?:/[\w.-]+)*(?:\.md|/README))\b"
+)
+CITED_NAME = re.compile(r"\b(?:[Ss]ee ([A-Z]{4,})\b|([A-Z]{4,}) ?§)")
+
+
+def _in_repository(name: str, citing: Path) -> bool:
+    """``name`` is a file of the repository, from its root, from docs/ or beside the citing file."""
+    if name.endswith("/README"):
+        name += ".md"
+    for base in (REPO, DOCS, citing.parent):
+        path = (base / name).resolve()
+        if path.is_relative_to(REPO) and path.is_file():
+            return True
+    return False
+
+
 def test_code_and_tests_cite_only_documents_in_the_repository() -> None:
-    cited = re.compile(r"docs/[\w./-]+\.(?:md|json)")
-    missing = [
-        f"{path.relative_to(REPO)}: {match}"
+    cited = [
+        (path, name)
         for folder in ("src", "tests")
         for path in sorted((REPO / folder).rglob("*.py"))
-        for match in cited.findall(path.read_text(encoding="utf-8"))
-        if not (REPO / match).exists()
+        for text in [path.read_text(encoding="utf-8")]
+        for name in [*CITED_PATH.findall(text)] + [f"{a or b}.md" for a, b in CITED_NAME.findall(text)]
     ]
+    assert cited, "the pattern finds nothing: it would pass whatever the code cites"
+    missing = [f"{path.relative_to(REPO)}: {name}" for path, name in cited if not _in_repository(name, path)]
     assert missing == []
-    outside = re.compile(r"CONTRACTS\.md|\batlas/README|\.\./shared|\bDESIGN\b")
-    found = [
-        f"{path.relative_to(REPO)}"
-        for folder in ("src", "tests")
-        for path in sorted((REPO / folder).rglob("*.py"))
-        if outside.search(path.read_text(encoding="utf-8")) and path.name != "test_contract_docs.py"
-    ]
-    assert found == []
 
 
 def test_readme_and_changelog_point_at_the_published_contracts() -> None:
