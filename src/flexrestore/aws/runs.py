@@ -11,16 +11,13 @@ Writes a retried step repeats are idempotent: the head is written last and only 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from flexrestore.aws.clients import client
 from flexrestore.aws.codec import condition_failed, from_item, to_attribute, to_item
-from flexrestore.aws.store import MAX_PAGE, BadPageToken, translated
+from flexrestore.aws.store import MAX_PAGE, decode_page_token, encode_page_token, translated
 from flexrestore.aws.table_schema import (
     BY_LIVE_CLUSTER_INDEX,
     BY_PLAN_INDEX,
@@ -176,12 +173,13 @@ class RunTable:
             "Limit": max(1, min(limit, MAX_PAGE)),
         }
         if next_token:
-            query["ExclusiveStartKey"] = _decode(next_token, index, partition, str(value))
+            keys = ("runId", "item", partition, "startedAt")
+            query["ExclusiveStartKey"] = decode_page_token(next_token, index, keys, partition, str(value))
         with translated():
             answer = client("dynamodb").query(**query)
         records = [self._record(from_item(item)) for item in answer.get("Items", [])]
         last = answer.get("LastEvaluatedKey")
-        return records, _encode(last, index) if last else None
+        return records, encode_page_token(last, index) if last else None
 
     # --- the sources ---------------------------------------------------------------------------------
 
@@ -426,29 +424,3 @@ def _without_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_none(v) for v in value]
     return value
-
-
-def _encode(last_key: Mapping[str, Any], index: str) -> str:
-    plain = {k: v["S"] for k, v in last_key.items() if isinstance(v, dict) and "S" in v}
-    raw = json.dumps({"i": index, "k": plain}, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def _decode(token: str, index: str, partition: str, value: str) -> dict[str, Any]:
-    if len(token) > 2048:
-        raise BadPageToken("nextToken is too long")
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):
-        raise BadPageToken("nextToken is not a token this API handed out") from None
-    keys = {"runId", "item", partition, "startedAt"}
-    if (
-        not isinstance(data, dict)
-        or data.get("i") != index
-        or not isinstance(data.get("k"), dict)
-        or set(data["k"]) != keys
-        or not all(isinstance(v, str) for v in data["k"].values())
-        or data["k"].get(partition) != value
-    ):
-        raise BadPageToken("nextToken is not a token this API handed out (for this listing)")
-    return {k: {"S": v} for k, v in data["k"].items()}

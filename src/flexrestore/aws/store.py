@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -157,12 +157,14 @@ class RestoreStore:
         if filters:
             query["FilterExpression"] = " AND ".join(filters)
         if next_token:
-            query["ExclusiveStartKey"] = _decode_token(next_token, index, partition, partition_value)
+            query["ExclusiveStartKey"] = decode_page_token(
+                next_token, index, _TOKEN_KEYS[index], partition, partition_value
+            )
         with translated():
             answer = client("dynamodb").query(**query)
         records = [RestoreRecord.model_validate(from_item(item)) for item in answer.get("Items", [])]
         last = answer.get("LastEvaluatedKey")
-        return records, _encode_token(last, index) if last else None
+        return records, encode_page_token(last, index) if last else None
 
     # --- the intake's writes ------------------------------------------------------------------------
 
@@ -573,14 +575,18 @@ def _moment(value: Any) -> datetime | None:
         return None
 
 
-def _encode_token(last_key: Mapping[str, Any], index: str) -> str:
+def encode_page_token(last_key: Mapping[str, Any], index: str) -> str:
+    """The ``nextToken`` of a listing on ``index``: its last key, opaque to callers."""
     plain = {k: v["S"] for k, v in last_key.items() if isinstance(v, dict) and "S" in v}
     raw = json.dumps({"i": index, "k": plain}, separators=(",", ":"), sort_keys=True).encode("utf-8")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def _decode_token(token: str, index: str, partition: str, value: str) -> dict[str, Any]:
-    """The page key inside a token we handed out for the same listing; anything else is refused."""
+def decode_page_token(
+    token: str, index: str, keys: Iterable[str], partition: str, value: str
+) -> dict[str, Any]:
+    """The page key (of ``keys``) inside a token we handed out for the same listing; anything else is
+    refused."""
     if len(token) > 2048:
         raise BadPageToken("nextToken is too long")
     try:
@@ -588,12 +594,11 @@ def _decode_token(token: str, index: str, partition: str, value: str) -> dict[st
         data = json.loads(raw)
     except (binascii.Error, ValueError):
         raise BadPageToken("nextToken is not a token this API handed out") from None
-    expected = _TOKEN_KEYS[index]
     if (
         not isinstance(data, dict)
         or data.get("i") != index
         or not isinstance(data.get("k"), dict)
-        or set(data["k"]) != set(expected)
+        or set(data["k"]) != set(keys)
         or not all(isinstance(v, str) and 0 < len(v) <= 512 for v in data["k"].values())
         or data["k"].get(partition) != value  # DynamoDB refuses a start key outside the queried partition
     ):
