@@ -17,7 +17,13 @@ from typing import Any
 
 from flexrestore.aws.clients import client
 from flexrestore.aws.codec import condition_failed, from_item, to_attribute, to_item
-from flexrestore.aws.store import MAX_PAGE, decode_page_token, encode_page_token, translated
+from flexrestore.aws.store import (
+    MAX_PAGE,
+    channel_unless_sent,
+    decode_page_token,
+    encode_page_token,
+    translated,
+)
 from flexrestore.aws.table_schema import (
     BY_LIVE_CLUSTER_INDEX,
     BY_PLAN_INDEX,
@@ -305,14 +311,7 @@ class RunTable:
             with translated():
                 client("dynamodb").update_item(
                     TableName=self.table_name,
-                    Key=self._key(run_id, HEAD),
-                    UpdateExpression="SET #n.#c = :delivery",
-                    ConditionExpression="attribute_not_exists(#n.#c.#s) OR #n.#c.#s <> :sent",
-                    ExpressionAttributeNames={"#n": "notification", "#c": channel, "#s": "status"},
-                    ExpressionAttributeValues={
-                        ":delivery": to_attribute(delivery.to_stored()),
-                        ":sent": {"S": "SENT"},
-                    },
+                    **channel_unless_sent(self._key(run_id, HEAD), channel, delivery),
                 )
             return True
         except Exception as exc:

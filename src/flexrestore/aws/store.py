@@ -486,23 +486,7 @@ class RestoreStore:
         """
         try:
             client("dynamodb").update_item(
-                TableName=self.table_name,
-                Key={"id": {"S": restore_id}},
-                UpdateExpression="SET #notification.#channel = :delivery",
-                ConditionExpression=(
-                    "attribute_exists(#notification) AND "
-                    "(attribute_not_exists(#notification.#channel.#status) "
-                    "OR #notification.#channel.#status <> :sent)"
-                ),
-                ExpressionAttributeNames={
-                    "#notification": "notification",
-                    "#channel": channel,
-                    "#status": "status",
-                },
-                ExpressionAttributeValues={
-                    ":delivery": to_attribute(delivery.to_stored()),
-                    ":sent": {"S": "SENT"},
-                },
+                TableName=self.table_name, **channel_unless_sent({"id": {"S": restore_id}}, channel, delivery)
             )
             return True
         except Exception as exc:
@@ -564,6 +548,30 @@ class RestoreStore:
             arguments["ExpressionAttributeNames"] = dict(names)
         with translated():
             client("dynamodb").update_item(**arguments)
+
+
+def channel_unless_sent(key: Mapping[str, Any], channel: str, delivery: Delivery) -> dict[str, Any]:
+    """The UpdateItem that sets ``notification.<channel>`` on the item at ``key`` unless that channel is
+    already SENT (the item's ``notification`` map must exist); restores and runs keep their deliveries so.
+    Each adapter sends it itself, on its own table."""
+    return {
+        "Key": dict(key),
+        "UpdateExpression": "SET #notification.#channel = :delivery",
+        "ConditionExpression": (
+            "attribute_exists(#notification) AND "
+            "(attribute_not_exists(#notification.#channel.#status) "
+            "OR #notification.#channel.#status <> :sent)"
+        ),
+        "ExpressionAttributeNames": {
+            "#notification": "notification",
+            "#channel": channel,
+            "#status": "status",
+        },
+        "ExpressionAttributeValues": {
+            ":delivery": to_attribute(delivery.to_stored()),
+            ":sent": {"S": "SENT"},
+        },
+    }
 
 
 def _moment(value: Any) -> datetime | None:
